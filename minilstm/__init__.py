@@ -1,0 +1,22 @@
+"""minilstm: a hand-written NumPy/CuPy LSTM that teaches, and reproduces,
+Zaremba, Sutskever & Vinyals (2014), "Recurrent Neural Network Regularization".
+"""
+
+from . import backend, gradcheck
+from .backend import default_rng, get_array_module, get_xp, gpu_available, to_device, to_host
+from .model import DROPOUT_MODES, LSTMLanguageModel
+from .ops import (
+    affine_backward, affine_forward, dropout_backward, dropout_forward, dropout_mask,
+    embedding_backward, embedding_forward, lstm_backward, lstm_forward, lstm_step_backward,
+    lstm_step_forward, softmax_cross_entropy_backward, softmax_cross_entropy_forward,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LSTMLanguageModel", "DROPOUT_MODES", "backend", "gradcheck",
+    "get_array_module", "get_xp", "gpu_available", "to_device", "to_host", "default_rng",
+    "affine_forward", "affine_backward", "dropout_forward", "dropout_backward", "dropout_mask",
+    "embedding_forward", "embedding_backward", "lstm_step_forward", "lstm_step_backward",
+    "lstm_forward", "lstm_backward", "softmax_cross_entropy_forward", "softmax_cross_entropy_backward",
+]

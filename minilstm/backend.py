@@ -1,0 +1,155 @@
+"""The one place that knows about NumPy versus CuPy.
+
+Every op in minilstm is written once, against an array module ``xp`` that it
+takes from its own arguments (``xp = get_array_module(x)``), so the same line
+``c = f * prev_c + i * g`` runs on the CPU (NumPy) or the GPU (CuPy).
+
+CuPy is imported lazily, only when something asks for the GPU, so a CPU-only
+install never touches it. Asking for the GPU where CuPy is missing or no CUDA
+device is usable raises one :class:`GPUUnavailableError` that says how to fix it.
+
+Device choice, in order: an explicit ``device=`` argument, else the
+``MINILSTM_DEVICE`` environment variable (``cpu`` or ``gpu``), else ``cpu``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+DEVICES = ("cpu", "gpu")
+
+_CUPY_FIX = (
+    'install CuPy for your CUDA version: pip install "minilstm[cuda12]" '
+    '(CUDA 12) or pip install "minilstm[cuda13]" (CUDA 13), or use --device cpu'
+)
+
+
+class GPUUnavailableError(RuntimeError):
+    """The GPU was asked for but cannot be used (no CuPy, or no CUDA device)."""
+
+
+def _import_cupy():
+    """Import CuPy and check a CUDA device is usable; raise one clear error otherwise."""
+    try:
+        import cupy  # noqa: WPS433 (lazy on purpose: CPU users never import it)
+    except ImportError as exc:  # pragma: no cover - depends on the machine
+        raise GPUUnavailableError(f"the GPU was requested but CuPy is not installed: {_CUPY_FIX}") from exc
+    try:
+        available = bool(cupy.cuda.is_available())
+    except Exception:  # pragma: no cover - broken driver installs raise all sorts
+        available = False
+    if not available:  # pragma: no cover - depends on the machine
+        raise GPUUnavailableError(f"the GPU was requested but CuPy finds no usable CUDA device: {_CUPY_FIX}")
+    return cupy
+
+
+def gpu_available() -> bool:
+    """True when CuPy imports and sees a CUDA device. Never raises."""
+    try:
+        _import_cupy()
+    except GPUUnavailableError:
+        return False
+    return True
+
+
+def resolve_device(device: str | None = None) -> str:
+    """Return ``"cpu"`` or ``"gpu"`` from the argument, else ``$MINILSTM_DEVICE``, else cpu."""
+    if device is None:
+        device = os.environ.get("MINILSTM_DEVICE", "cpu") or "cpu"
+    device = str(device).lower()
+    if device in ("cuda", "gpu"):
+        device = "gpu"
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    return device
+
+
+def get_xp(device: str | None = None):
+    """The array module for a device name: ``numpy`` for cpu, ``cupy`` for gpu."""
+    if resolve_device(device) == "gpu":
+        return _import_cupy()
+    return np
+
+
+def get_array_module(*arrays):
+    """The array module (numpy or cupy) that owns ``arrays``; numpy for plain Python values.
+
+    This is how every op picks its ``xp`` without a device argument: a CuPy
+    array can only come from a process that already imported CuPy, so we only
+    look at ``type(a).__module__`` and never import CuPy here.
+    """
+    for a in arrays:
+        if type(a).__module__.split(".")[0] == "cupy":
+            import cupy
+
+            return cupy
+    return np
+
+
+def is_gpu_array(a) -> bool:
+    return get_array_module(a) is not np
+
+
+def device_of(a) -> str:
+    return "gpu" if is_gpu_array(a) else "cpu"
+
+
+def to_device(a, device: str | None = None):
+    """Copy one array to ``device`` (no copy when it is already there)."""
+    xp = get_xp(device)
+    if xp is np:
+        return to_host(a)
+    return xp.asarray(a)
+
+
+def to_host(a):
+    """A NumPy array with the contents of ``a`` (a CuPy array is copied from the GPU)."""
+    if is_gpu_array(a):
+        return a.get()
+    return np.asarray(a)
+
+
+def params_to(params: dict, device: str | None = None) -> dict:
+    """Move a whole named parameter set (``{name: array}``) to ``device``."""
+    return {name: to_device(value, device) for name, value in params.items()}
+
+
+def params_to_host(params: dict) -> dict:
+    return {name: to_host(value) for name, value in params.items()}
+
+
+def default_rng(seed, xp=np):
+    """A seeded random generator for the backend ``xp``.
+
+    Both NumPy and CuPy generators offer ``random(shape, dtype=...)`` and
+    ``uniform(low, high, size)``, which is all minilstm draws with. Every random
+    draw in the package comes from a generator made here and passed in or owned
+    by a model: there is no hidden global random state.
+    """
+    if xp is np:
+        return np.random.default_rng(seed)
+    return xp.random.default_rng(seed)
+
+
+def rng_module(rng):
+    """The array module whose arrays ``rng`` produces."""
+    return np if isinstance(rng, np.random.Generator) else get_array_module(rng.random((1,)))
+
+
+def scatter_add(target, indices, values):
+    """``target[indices] += values`` with repeated indices accumulated (in place).
+
+    The backward pass of an embedding lookup: a word that appears k times in a
+    batch receives the sum of its k gradients. Plain ``target[idx] += v`` would
+    keep only one of them. NumPy spells it ``np.add.at``; CuPy ``cupyx.scatter_add``.
+    """
+    xp = get_array_module(target)
+    if xp is np:
+        np.add.at(target, indices, values)
+    else:  # pragma: no cover - GPU only
+        import cupyx
+
+        cupyx.scatter_add(target, indices, values)
+    return target

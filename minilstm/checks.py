@@ -1,0 +1,62 @@
+"""Input validation with messages a student can act on.
+
+Every public op calls these on its inputs, so a wrong shape fails at the call
+that caused it, naming the argument and the shape that was expected, instead
+of as a cryptic broadcasting error three functions deeper.
+"""
+
+from __future__ import annotations
+
+from .backend import get_array_module
+
+
+class ShapeError(ValueError):
+    """An argument has the wrong shape."""
+
+
+def check_array(name: str, a, ndim: int | None = None):
+    if not hasattr(a, "shape") or not hasattr(a, "dtype"):
+        raise TypeError(f"{name} must be a NumPy or CuPy array, got {type(a).__name__}")
+    if ndim is not None and a.ndim != ndim:
+        raise ShapeError(f"{name} must have {ndim} dimensions, got shape {tuple(a.shape)}")
+
+
+def check_shape(name: str, a, expected: tuple, names: str = ""):
+    """Check ``a.shape == expected``; ``names`` spells the dims, e.g. ``"(N, D)"``."""
+    check_array(name, a)
+    if tuple(a.shape) != tuple(expected):
+        spelled = f" {names}" if names else ""
+        raise ShapeError(f"{name} must have shape{spelled} = {tuple(expected)}, got {tuple(a.shape)}")
+
+
+def check_float(name: str, a, like=None):
+    """Floating dtype, and the same dtype as ``like`` when given (no silent float32/64 mixing)."""
+    check_array(name, a)
+    xp = get_array_module(a)
+    if not xp.issubdtype(a.dtype, xp.floating):
+        raise TypeError(f"{name} must be a floating-point array (float32 or float64), got dtype {a.dtype}")
+    if like is not None and a.dtype != like.dtype:
+        raise TypeError(
+            f"{name} has dtype {a.dtype} but the weights are {like.dtype}; cast it with .astype({like.dtype})"
+        )
+
+
+def check_finite(name: str, a):
+    xp = get_array_module(a)
+    if not bool(xp.isfinite(a).all()):
+        raise FloatingPointError(f"{name} contains NaN or inf; check the data and the learning rate")
+
+
+def check_tokens(name: str, tokens, vocab_size: int, shape: tuple | None = None, names: str = ""):
+    """Integer token ids in ``[0, vocab_size)``."""
+    check_array(name, tokens)
+    if shape is not None:
+        check_shape(name, tokens, shape, names)
+    xp = get_array_module(tokens)
+    if not xp.issubdtype(tokens.dtype, xp.integer):
+        raise TypeError(f"{name} must hold integer token ids, got dtype {tokens.dtype}")
+    if tokens.size:
+        lo, hi = int(tokens.min()), int(tokens.max())
+        if lo < 0 or hi >= vocab_size:
+            bad = lo if lo < 0 else hi
+            raise IndexError(f"{name} holds token id {bad}, outside the vocabulary [0, {vocab_size})")

@@ -1,0 +1,63 @@
+"""The dropout operator D, explicit and with injectable masks.
+
+Inverted dropout: in training every unit is kept with probability 1 - p and
+the kept ones are scaled by 1 / (1 - p), so that E[D(x)] = x and nothing needs
+rescaling at test time, where D is the identity.
+
+The mask is an array of the input's shape holding 0 or 1/(1-p). For an input
+(N, T, H) that is a fresh, independent mask for every time step, as in the
+paper. A mask can be passed in (gradient checks and lessons fix it so the
+function is deterministic) and the one used is always returned in the cache.
+
+Where D goes in the model (``none``, ``zaremba``, ``recurrent``) is decided in
+:mod:`minilstm.model`; this file only knows how to drop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..backend import get_array_module
+
+
+@dataclass
+class DropoutCache:
+    """mask: same shape as x, 0 or 1/(1-p); None when D was the identity."""
+
+    mask: object
+
+
+def dropout_mask(shape, p, rng, dtype):
+    """Draw an inverted-dropout mask: 1/(1-p) with probability 1-p, else 0."""
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability p must be in [0, 1), got {p}")
+    keep = 1.0 - p
+    # rng.random is uniform on [0, 1): below `keep` with probability exactly 1 - p.
+    mask = (rng.random(shape, dtype=dtype) < keep).astype(dtype)
+    mask *= 1.0 / keep
+    return mask
+
+
+def dropout_forward(x, p, train=True, rng=None, mask=None):
+    """D(x). Inputs: x (any shape), p = drop probability, train flag,
+    rng (a generator from backend.default_rng) or a ready mask (x.shape).
+
+    Returns (out, cache); cache.mask is the mask used (None in eval or p = 0).
+    """
+    if not train or (p == 0.0 and mask is None):
+        return x, DropoutCache(None)
+    if mask is None:
+        if rng is None:
+            raise ValueError("dropout_forward in training needs rng= (a seeded generator) or mask=")
+        xp = get_array_module(x)
+        mask = dropout_mask(x.shape, p, rng, xp.dtype(x.dtype))
+    elif tuple(mask.shape) != tuple(x.shape):
+        raise ValueError(f"mask must have the shape of x, {tuple(x.shape)}, got {tuple(mask.shape)}")
+    return x * mask, DropoutCache(mask)
+
+
+def dropout_backward(dout, cache: DropoutCache):
+    """dx = dout * mask (the identity when no mask was used)."""
+    if cache.mask is None:
+        return dout
+    return dout * cache.mask

@@ -1,0 +1,299 @@
+"""The LSTM, one step and a whole sequence, forward and backward (BPTT).
+
+The equations, in the paper's notation (Zaremba et al. 2014, section 3.1),
+for one layer with input x_t and previous state (h_{t-1}, c_{t-1}):
+
+    a = x_t Wx + h_{t-1} Wh + b            pre-activations, one (N, 4H) block
+    i = sigm(a_i)    input gate            how much of g to write
+    f = sigm(a_f)    forget gate           how much of c_{t-1} to keep
+    o = sigm(a_o)    output gate           how much of the memory to show
+    g = tanh(a_g)    candidate             what to write
+    c_t = f * c_{t-1} + i * g
+    h_t = o * tanh(c_t)
+
+The four gates sit side by side along the last axis in the order i, f, o, g,
+so ``a[:, :H]`` is i, ``a[:, H:2H]`` f, ``a[:, 2H:3H]`` o and ``a[:, 3H:]`` g.
+The function names and signatures follow CS231n's ``rnn_layers.py`` so course
+material written for it works unchanged.
+
+Shapes: N batch, T time, D input size, H hidden size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..backend import get_array_module
+from ..checks import check_finite, check_float, check_shape
+
+
+# ----------------------------------------------------------------------------
+# The cell equations, written once and shared by the step and sequence versions.
+# ----------------------------------------------------------------------------
+
+def _sigmoid_(a, xp):
+    """In-place logistic sigmoid, as 0.5 * tanh(a / 2) + 0.5.
+
+    Same function as 1 / (1 + exp(-a)), but it never overflows: exp(-a) is inf
+    for a < -88 in float32, tanh just saturates at -1.
+    """
+    a *= 0.5
+    xp.tanh(a, out=a)
+    a *= 0.5
+    a += 0.5
+    return a
+
+
+def _activate_gates_(a, H, xp):
+    """Turn pre-activations a (N, 4H) into gates [i, f, o, g] in place."""
+    _sigmoid_(a[:, : 3 * H], xp)  # i, f, o squashed to (0, 1)
+    xp.tanh(a[:, 3 * H:], out=a[:, 3 * H:])  # g squashed to (-1, 1)
+    return a
+
+
+def _cell_forward(gates, prev_c, next_c, tanh_c, next_h, xp):
+    """c = f * c_prev + i * g;  h = o * tanh(c).  Writes into next_c, tanh_c, next_h (N, H)."""
+    H = prev_c.shape[1]
+    i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+    xp.multiply(f, prev_c, out=next_c)
+    next_c += i * g
+    xp.tanh(next_c, out=tanh_c)
+    xp.multiply(o, tanh_c, out=next_h)
+
+
+def _cell_backward(dh, dc, gates, prev_c, tanh_c, dgates, xp):
+    """Backward through the cell equations for one step.
+
+    Inputs: dh, dc (N, H) = gradients reaching h_t and c_t; the forward's gates
+    (N, 4H), prev_c and tanh_c (N, H). Writes the pre-activation gradient
+    da (N, 4H) into ``dgates`` and returns dprev_c (N, H).
+    """
+    H = prev_c.shape[1]
+    i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+    # h = o * tanh(c): the gradient reaches c through tanh, whose slope is 1 - tanh^2.
+    dc = dc + dh * o * (1.0 - tanh_c * tanh_c)
+    # c = f * c_prev + i * g, then through each gate's squashing function:
+    # sigm' = s (1 - s), tanh' = 1 - t^2, both from values forward already has.
+    xp.multiply(dc * g, i * (1.0 - i), out=dgates[:, :H])                   # da_i
+    xp.multiply(dc * prev_c, f * (1.0 - f), out=dgates[:, H:2 * H])         # da_f
+    xp.multiply(dh * tanh_c, o * (1.0 - o), out=dgates[:, 2 * H:3 * H])     # da_o
+    xp.multiply(dc * i, 1.0 - g * g, out=dgates[:, 3 * H:])                 # da_g
+    return dc * f                                                           # dprev_c
+
+
+def _check_weights(Wx, Wh, b):
+    check_float("Wx", Wx)
+    D, H4 = Wx.shape if Wx.ndim == 2 else (None, None)
+    if Wx.ndim != 2 or H4 % 4:
+        raise ValueError(f"Wx must have shape (D, 4H), got {tuple(Wx.shape)}")
+    H = H4 // 4
+    check_float("Wh", Wh, like=Wx)
+    check_shape("Wh", Wh, (H, 4 * H), "(H, 4H)")
+    check_float("b", b, like=Wx)
+    check_shape("b", b, (4 * H,), "(4H,)")
+    return D, H
+
+
+# ----------------------------------------------------------------------------
+# One step
+# ----------------------------------------------------------------------------
+
+@dataclass
+class LSTMStepCache:
+    """What one step's backward needs; nothing in it is recomputed later.
+
+    x (N, D), prev_h (N, H), prev_c (N, H), gates (N, 4H) = [i, f, o, g]
+    after their nonlinearities, tanh_c (N, H) = tanh(next_c), Wx (D, 4H), Wh (H, 4H).
+    """
+
+    x: object
+    prev_h: object
+    prev_c: object
+    gates: object
+    tanh_c: object
+    Wx: object
+    Wh: object
+
+
+def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
+    """One LSTM time step.
+
+    Inputs:
+      x (N, D), prev_h (N, H), prev_c (N, H),
+      Wx (D, 4H), Wh (H, 4H), b (4H,), gate order i, f, o, g.
+    Returns (next_h (N, H), next_c (N, H), cache).
+    """
+    xp = get_array_module(x, Wx)
+    D, H = _check_weights(Wx, Wh, b)
+    check_float("x", x, like=Wx)
+    N = x.shape[0] if x.ndim == 2 else None
+    check_shape("x", x, (N, D), "(N, D)")
+    for name, arr in (("prev_h", prev_h), ("prev_c", prev_c)):
+        check_float(name, arr, like=Wx)
+        check_shape(name, arr, (N, H), "(N, H)")
+        check_finite(name, arr)
+    check_finite("x", x)
+
+    gates = x @ Wx + prev_h @ Wh + b  # (N, 4H): all four gates in one block
+    _activate_gates_(gates, H, xp)
+    next_c = xp.empty_like(prev_c)
+    tanh_c = xp.empty_like(prev_c)
+    next_h = xp.empty_like(prev_h)
+    _cell_forward(gates, prev_c, next_c, tanh_c, next_h, xp)
+    return next_h, next_c, LSTMStepCache(x, prev_h, prev_c, gates, tanh_c, Wx, Wh)
+
+
+def lstm_step_backward(dnext_h, dnext_c, cache: LSTMStepCache):
+    """Backward pass of one LSTM step.
+
+    Inputs: dnext_h, dnext_c (N, H) and the cache from lstm_step_forward.
+    Returns (dx (N, D), dprev_h (N, H), dprev_c (N, H), dWx (D, 4H), dWh (H, 4H), db (4H,)).
+    """
+    xp = get_array_module(dnext_h)
+    check_shape("dnext_h", dnext_h, cache.prev_h.shape, "(N, H)")
+    check_shape("dnext_c", dnext_c, cache.prev_c.shape, "(N, H)")
+    da = xp.empty_like(cache.gates)  # (N, 4H)
+    dprev_c = _cell_backward(dnext_h, dnext_c, cache.gates, cache.prev_c, cache.tanh_c, da, xp)
+    # a = x Wx + h_prev Wh + b: an affine map, so the usual three products.
+    dx = da @ cache.Wx.T
+    dprev_h = da @ cache.Wh.T
+    dWx = cache.x.T @ da
+    dWh = cache.prev_h.T @ da
+    db = da.sum(axis=0)
+    return dx, dprev_h, dprev_c, dWx, dWh, db
+
+
+# ----------------------------------------------------------------------------
+# A whole sequence, with backpropagation through time
+# ----------------------------------------------------------------------------
+
+@dataclass
+class LSTMCache:
+    """Everything lstm_backward needs, stored once by lstm_forward.
+
+    x (N, T, D); h0, c0 (N, H); h, c, tanh_c (N, T, H) for every step;
+    gates (N, T, 4H) after their nonlinearities; Wx, Wh;
+    h_masks (N, T, H) or None: dropout masks applied to h_{t-1} (``recurrent``
+    placement only); h_in (N, T, H) or None: the masked h_{t-1} that entered Wh.
+
+    The final state, to carry into the next chunk of truncated BPTT, is
+    ``cache.final_h`` and ``cache.final_c`` (both (N, H)); final_h is also
+    ``h[:, -1]`` of the output.
+    """
+
+    x: object
+    h0: object
+    c0: object
+    h: object
+    c: object
+    tanh_c: object
+    gates: object
+    Wx: object
+    Wh: object
+    h_masks: object = None
+    h_in: object = None
+
+    @property
+    def final_h(self):
+        return self.h[:, -1]
+
+    @property
+    def final_c(self):
+        return self.c[:, -1]
+
+
+def lstm_forward(x, h0, Wx, Wh, b, c0=None, h_masks=None):
+    """Run an LSTM over a whole sequence.
+
+    Inputs:
+      x (N, T, D): the input at every step; h0 (N, H): initial hidden state;
+      Wx (D, 4H), Wh (H, 4H), b (4H,): weights, gate order i, f, o, g;
+      c0 (N, H): initial cell state (zeros when None, as in CS231n);
+      h_masks (N, T, H), optional: a dropout mask multiplied into h_{t-1}
+        before it enters the recurrence. Only the ``recurrent`` placement
+        (the one the paper argues against) uses it.
+    Returns (h (N, T, H), cache). The final state is (cache.final_h, cache.final_c).
+
+    Speed: the input projection x_t Wx + b of all T steps does not depend on
+    the recurrence, so it is one (N*T, D) x (D, 4H) matrix product before the
+    loop; only the small h_{t-1} Wh product stays inside it.
+    """
+    xp = get_array_module(x, Wx)
+    D, H = _check_weights(Wx, Wh, b)
+    check_float("x", x, like=Wx)
+    if x.ndim != 3:
+        check_shape("x", x, ("N", "T", D), "(N, T, D)")
+    N, T = x.shape[:2]
+    check_shape("x", x, (N, T, D), "(N, T, D)")
+    check_finite("x", x)
+    check_float("h0", h0, like=Wx)
+    check_shape("h0", h0, (N, H), "(N, H)")
+    check_finite("h0", h0)
+    if c0 is None:
+        c0 = xp.zeros_like(h0)
+    check_float("c0", c0, like=Wx)
+    check_shape("c0", c0, (N, H), "(N, H)")
+    check_finite("c0", c0)
+    if h_masks is not None:
+        check_shape("h_masks", h_masks, (N, T, H), "(N, T, H)")
+
+    # One GEMM for the input projections of all T steps: (N*T, D) @ (D, 4H).
+    gates = (x.reshape(N * T, D) @ Wx).reshape(N, T, 4 * H)  # (N, T, 4H)
+    gates += b
+    h = xp.empty((N, T, H), dtype=x.dtype)
+    c = xp.empty_like(h)
+    tanh_c = xp.empty_like(h)
+    h_in = xp.empty_like(h) if h_masks is not None else None
+    rec = xp.empty((N, 4 * H), dtype=x.dtype)  # reused buffer for h_{t-1} Wh
+
+    prev_h, prev_c = h0, c0
+    for t in range(T):
+        if h_masks is not None:
+            prev_h = xp.multiply(prev_h, h_masks[:, t], out=h_in[:, t])
+        a = gates[:, t]  # (N, 4H) view: x_t Wx + b, completed in place
+        xp.matmul(prev_h, Wh, out=rec)
+        a += rec
+        _activate_gates_(a, H, xp)
+        _cell_forward(a, prev_c, c[:, t], tanh_c[:, t], h[:, t], xp)
+        prev_h, prev_c = h[:, t], c[:, t]
+
+    cache = LSTMCache(x, h0, c0, h, c, tanh_c, gates, Wx, Wh, h_masks, h_in)
+    return h, cache
+
+
+def lstm_backward(dh, cache: LSTMCache, dh_final=None, dc_final=None):
+    """Backpropagation through time over the whole sequence.
+
+    Inputs: dh (N, T, H), the upstream gradient on every h_t; the cache;
+      optionally dh_final / dc_final (N, H), gradients on the final state
+      (zero in truncated BPTT, where the graph stops at the chunk boundary).
+    Returns (dx (N, T, D), dh0 (N, H), dWx (D, 4H), dWh (H, 4H), db (4H,), dc0 (N, H)).
+    """
+    xp = get_array_module(dh)
+    N, T, H = cache.h.shape
+    D = cache.x.shape[2]
+    check_shape("dh", dh, (N, T, H), "(N, T, H)")
+    dgates = xp.empty_like(cache.gates)  # (N, T, 4H): da for every step
+    dh_next = xp.zeros((N, H), dtype=dh.dtype) if dh_final is None else dh_final
+    dc_next = xp.zeros((N, H), dtype=dh.dtype) if dc_final is None else dc_final
+    for t in reversed(range(T)):
+        prev_c = cache.c[:, t - 1] if t > 0 else cache.c0
+        # h_t feeds the layer above (dh[:, t]) and the next step (dh_next).
+        dh_t = dh[:, t] + dh_next
+        dc_next = _cell_backward(dh_t, dc_next, cache.gates[:, t], prev_c, cache.tanh_c[:, t],
+                                 dgates[:, t], xp)
+        dh_next = dgates[:, t] @ cache.Wh.T
+        if cache.h_masks is not None:
+            dh_next *= cache.h_masks[:, t]  # back through the recurrent dropout
+
+    # The parameter gradients sum over steps, so they too are single GEMMs.
+    dG = dgates.reshape(N * T, 4 * H)
+    if cache.h_in is not None:
+        h_prev = cache.h_in
+    else:  # h_{t-1} for every t: h0, then h_1 .. h_{T-1} (a copy, not a recomputation)
+        h_prev = xp.concatenate([cache.h0[:, None], cache.h[:, :-1]], axis=1)
+    dx = (dG @ cache.Wx.T).reshape(N, T, D)
+    dWx = cache.x.reshape(N * T, D).T @ dG
+    dWh = h_prev.reshape(N * T, H).T @ dG
+    db = dG.sum(axis=0)
+    return dx, dh_next, dWx, dWh, db, dc_next

@@ -1,0 +1,32 @@
+"""Shared fixtures and settings for the test suite."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+# CI gets more examples than a quick local run, but every profile is seeded
+# (derandomize) so a failure reproduces exactly.
+settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=10, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def ptb_dir():
+    """The real PTB folder for tests, or None: $MINILSTM_DATA, else ../shared/data/ptb."""
+    env = os.environ.get("MINILSTM_DATA")
+    if env and Path(env, "ptb.train.txt").exists():
+        return Path(env)
+    shared = REPO.parent / "shared" / "data" / "ptb"
+    return shared if (shared / "ptb.train.txt").exists() else None
