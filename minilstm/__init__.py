@@ -11,10 +11,13 @@ from .ops import (
     lstm_step_forward, softmax_cross_entropy_backward, softmax_cross_entropy_forward,
 )
 
+from .training import evaluate, evaluate_ensemble, load_model, train
+
 __version__ = "0.1.0"
 
 __all__ = [
     "LSTMLanguageModel", "DROPOUT_MODES", "backend", "gradcheck",
+    "train", "evaluate", "evaluate_ensemble", "load_model",
     "get_array_module", "get_xp", "gpu_available", "to_device", "to_host", "default_rng",
     "affine_forward", "affine_backward", "dropout_forward", "dropout_backward", "dropout_mask",
     "embedding_forward", "embedding_backward", "lstm_step_forward", "lstm_step_backward",

@@ -1,6 +1,12 @@
 """The ``minilstm`` command line.
 
-    minilstm gradcheck        prove the hand-written backward pass (float64)
+    minilstm train                      the built-in corpus, with and without dropout (no download)
+    minilstm train --dataset ptb --config small
+                                        the paper's first row on the Penn Treebank
+    minilstm eval RUN/last.npz [...]    perplexity; several checkpoints = model averaging
+    minilstm sample RUN/last.npz        generate text
+    minilstm plot RUN [RUN ...]         train/valid perplexity curves, overlaid
+    minilstm gradcheck                  prove the hand-written backward pass (float64)
 
 Run ``minilstm COMMAND --help`` for the options of each command.
 """
@@ -9,8 +15,119 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
+
+# Command-line flag -> Config field, for every recipe field a user may override.
+OVERRIDES = {
+    "layers": ("num_layers", int, "number of LSTM layers L"),
+    "hidden": ("hidden_size", int, "hidden units per layer H (also the embedding size)"),
+    "steps": ("num_steps", int, "unrolled time steps T of truncated BPTT"),
+    "batch": ("batch_size", int, "parallel streams N"),
+    "dropout": ("dropout", float, "dropout probability p"),
+    "dropout_mode": ("dropout_mode", str, "where dropout goes: zaremba (paper), recurrent (naive), none"),
+    "init_scale": ("init_scale", float, "weights start uniform in [-s, s]"),
+    "lr": ("lr", float, "initial SGD learning rate"),
+    "lr_decay": ("lr_decay", float, "divide the learning rate by this every epoch after --max-epoch"),
+    "max_epoch": ("max_epoch", int, "epochs at the initial learning rate"),
+    "epochs": ("epochs", int, "total epochs"),
+    "clip": ("max_grad_norm", float, "clip the global gradient norm to this"),
+    "dtype": ("dtype", str, "float32 (default, fast) or float64"),
+    "eval_batch": ("eval_batch_size", int, "streams used for evaluation (1 = the split as one stream)"),
+}
+
+
+def _overrides(args):
+    out = {}
+    for flag, (field, _, _) in OVERRIDES.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            out[field] = value
+    if getattr(args, "seed", None) is not None:
+        out["seed"] = args.seed
+    if getattr(args, "dataset", None) is not None:
+        out["dataset"] = args.dataset
+    return out
+
+
+def _cmd_train(args):
+    from .training import train
+
+    overrides = _overrides(args)
+    config = args.config or ("small" if overrides.get("dataset") == "ptb" else "tiny")
+    compare = (args.compare if args.compare is not None
+               else config == "tiny" and "dropout" not in overrides and not args.resume)
+    out = Path(args.out) if args.out else Path("runs") / config
+    kw = dict(resume=args.resume, data_dir=args.data_dir, device=args.device, progress=not args.no_progress)
+    if not compare:
+        res = train(config, out_dir=out, **kw, **overrides)
+        return 130 if res.interrupted else 0
+
+    # The paper's story in one command: the same model without and with Zaremba dropout.
+    from .plots import plot_runs
+
+    results = []
+    for label, p in (("no-dropout", 0.0), ("dropout", args.compare_p)):
+        print(f"\n=== {config}: {label} ===")
+        res = train(config, out_dir=out / label, **kw, **{**overrides, "dropout": p})
+        if res.interrupted:
+            return 130
+        results.append((label, res))
+    print("\n                 train ppl   valid ppl   test ppl")
+    for label, res in results:
+        h = res.history[-1]
+        print(f"  {label:<14} {h['train_ppl']:>9.2f}   {h['valid_ppl']:>9.2f}   {res.test_ppl:>8.2f}")
+    best = results[0][1].best_perplexity
+    if best:
+        print(f"  {'best possible':<14} {best['train']:>9.2f}   {best['valid']:>9.2f}   {best['test']:>8.2f}"
+              "   (the corpus's true entropy)")
+    path = plot_runs([out / label for label, _ in results], out / "compare.png")
+    print(f"\ncurves: {path}")
+    return 0
+
+
+def _cmd_eval(args):
+    from .data import load_corpus, vocab_hash
+    from .training import evaluate, evaluate_ensemble, load_model
+
+    first_meta = load_model(args.checkpoints[0], args.device)[1]
+    dataset = args.dataset or first_meta["config"]["dataset"]
+    corpus = load_corpus(dataset, data_dir=args.data_dir)
+    h = vocab_hash(corpus.vocab)
+    models = [load_model(p, args.device, corpus_hash=h)[0] for p in args.checkpoints]
+    steps = args.steps or models[0].H and first_meta["config"]["num_steps"]
+    for split in args.split:
+        ids = getattr(corpus, split)
+        if len(models) == 1:
+            res = evaluate(models[0], ids, args.eval_batch, steps, progress=not args.no_progress, desc=split)
+            what = args.checkpoints[0]
+        else:
+            res = evaluate_ensemble(models, ids, args.eval_batch, steps, progress=not args.no_progress)
+            what = f"average of {len(models)} models"
+        print(f"{split:<5} perplexity {res.perplexity:8.2f}   ({res.tokens:,} words, {what})")
+    return 0
+
+
+def _cmd_sample(args):
+    from .data import load_corpus
+    from .sample import format_text, sample
+    from .training import load_model
+
+    model, meta = load_model(args.checkpoint, args.device)
+    corpus = load_corpus(args.dataset or meta["config"]["dataset"], data_dir=args.data_dir)
+    words = sample(model, corpus.vocab, args.length, args.temperature, args.prime,
+                   np.random.default_rng(args.seed))
+    print(format_text(args.prime.split() + words))
+    return 0
+
+
+def _cmd_plot(args):
+    from .plots import plot_runs
+
+    path = plot_runs([Path(r) for r in args.runs], Path(args.output) if args.output else None)
+    print(path)
+    return 0
 
 
 def _cmd_gradcheck(args):
@@ -31,12 +148,77 @@ def _cmd_gradcheck(args):
     return 0 if report.passed else 1
 
 
+def _common(p, device=True):
+    p.add_argument("--data-dir", help="folder with ptb.{train,valid,test}.txt (default: $MINILSTM_DATA, "
+                                      "else ~/.cache/minilstm/ptb, downloaded there if missing)")
+    if device:
+        p.add_argument("--device", choices=["cpu", "gpu"], default=None,
+                       help="cpu (NumPy) or gpu (CuPy); default $MINILSTM_DEVICE or cpu")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
 def build_parser():
+    from .config import CONFIGS
+
     parser = argparse.ArgumentParser(
         prog="minilstm",
         description="A hand-written NumPy/CuPy LSTM language model that reproduces Zaremba, Sutskever & "
-                    "Vinyals (2014), 'Recurrent Neural Network Regularization'.")
+                    "Vinyals (2014), 'Recurrent Neural Network Regularization'.",
+        epilog="Start with `minilstm train` (a few minutes, no download), then "
+               "`minilstm train --dataset ptb --config small` for the paper's first row.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser(
+        "train", help="train a language model (default: the built-in corpus, with and without dropout)",
+        description="Train an LSTM language model with truncated BPTT, SGD and gradient clipping, exactly "
+                    "as in the paper. With no arguments: the `tiny` recipe on the built-in synthetic corpus, "
+                    "trained twice (no dropout, then Zaremba dropout) so you can compare train and validation "
+                    "perplexity; a few minutes on a laptop CPU, no download. "
+                    "Recipes: " + ", ".join(sorted(CONFIGS)) + " (see minilstm/config.py). "
+                    "Every recipe field can be overridden with the flags below.")
+    t.add_argument("--config", choices=sorted(CONFIGS), help="recipe (default: tiny; small with --dataset ptb)")
+    t.add_argument("--dataset", choices=["builtin", "ptb"], help="builtin (synthetic, no download) or ptb")
+    t.add_argument("--out", help="run folder for checkpoints, metrics and plots (default runs/CONFIG)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last.npz")
+    t.add_argument("--seed", type=int, help="random seed (weights and dropout masks)")
+    t.add_argument("--compare", dest="compare", action="store_true", default=None,
+                   help="train twice, without and with dropout, and compare (default for plain `train`)")
+    t.add_argument("--no-compare", dest="compare", action="store_false", help="train one model only")
+    t.add_argument("--compare-p", type=float, default=0.5, help="dropout of the dropout run in --compare")
+    for flag, (_, typ, helptext) in OVERRIDES.items():
+        kw = {"choices": ["zaremba", "recurrent", "none"]} if flag == "dropout_mode" else {}
+        if flag == "dtype":
+            kw = {"choices": ["float32", "float64"]}
+        t.add_argument("--" + flag.replace("_", "-"), dest=flag, type=typ, help=helptext, **kw)
+    _common(t)
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("eval", help="perplexity of checkpoints; several are model-averaged",
+                       description="Perplexity = exp(total NLL / words) over a whole split, dropout off, state "
+                                   "carried. With several checkpoints their predicted distributions are "
+                                   "averaged before scoring (the paper's ensemble rows).")
+    e.add_argument("checkpoints", nargs="+", help="checkpoint files (.npz)")
+    e.add_argument("--split", nargs="+", default=["valid", "test"], choices=["train", "valid", "test"])
+    e.add_argument("--dataset", choices=["builtin", "ptb"], help="default: the checkpoint's own")
+    e.add_argument("--eval-batch", type=int, default=1, help="evaluation streams (default 1)")
+    e.add_argument("--steps", type=int, help="chunk length (default: the checkpoint's)")
+    _common(e)
+    e.set_defaults(func=_cmd_eval)
+
+    s = sub.add_parser("sample", help="generate text from a checkpoint")
+    s.add_argument("checkpoint")
+    s.add_argument("--length", type=int, default=50, help="words to generate (default 50)")
+    s.add_argument("--temperature", type=float, default=1.0, help="<1 safer, >1 wilder (default 1)")
+    s.add_argument("--prime", default="", help='words to start from, e.g. "the market"')
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--dataset", choices=["builtin", "ptb"], help="default: the checkpoint's own")
+    _common(s)
+    s.set_defaults(func=_cmd_sample)
+
+    p = sub.add_parser("plot", help="plot train/valid perplexity, learning rate and gradient norm of runs")
+    p.add_argument("runs", nargs="+", help="run folders (each with metrics.jsonl)")
+    p.add_argument("--output", "-o", help="PNG path (default: inside the first run folder)")
+    p.set_defaults(func=_cmd_plot)
 
     g = sub.add_parser("gradcheck", help="check every gradient of the model against finite differences",
                        description="Build a small float64 model with dropout on (fixed masks) and compare the "
@@ -62,7 +244,15 @@ def main(argv=None):
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return args.func(args)
+    from .backend import GPUUnavailableError
+    from .checkpoint import CheckpointError
+    from .data import DataError
+
+    try:
+        return args.func(args)
+    except (DataError, CheckpointError, GPUUnavailableError, FloatingPointError, ValueError) as exc:
+        print(f"minilstm {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

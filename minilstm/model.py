@@ -172,23 +172,35 @@ class LSTMLanguageModel:
         drops, lstms = [], []
         h_final, c_final = [], []
         for layer in range(1, self.L + 1):
+            ### BEGIN SOLUTION [dropout:placement] (hint: D on the input of every layer (the embedding for
+            ###     layer 1, h of layer l-1 for layer l): x, d = self._mask(name, x, train, rng, masks, used)
+            ###     with the name from mask_names(); keep d in drops)
             x, d = self._mask(f"drop{layer - 1}", x, train, rng, masks, used)  # D: non-recurrent input
             drops.append(d)
+            ### END SOLUTION
             h_masks = None
             if train and self.uses_dropout and self.dropout_mode == "recurrent":
+                ### BEGIN SOLUTION [dropout:placement] (hint: recurrent mode only: h_masks (N, T, H) for
+                ###     h_{t-1} inside this layer, the one in masks["rec{layer}"] if given, else a fresh one
+                ###     drawn with rng (dropout_forward on an (N, T, H) array returns it in its cache); record
+                ###     it in used[name] and lstm_forward applies it)
                 name = f"rec{layer}"
                 h_masks = masks.get(name)
                 if h_masks is None:
                     _, rc = dropout_forward(xp.empty((N, T, self.H), self.dtype), self.dropout, rng=rng)
                     h_masks = rc.mask
                 used[name] = h_masks
+                ### END SOLUTION
             x, lc = lstm_forward(x, state[0][layer - 1], p[f"lstm{layer}.Wx"], p[f"lstm{layer}.Wh"],
                                  p[f"lstm{layer}.b"], c0=state[1][layer - 1], h_masks=h_masks)
             lstms.append(lc)
             h_final.append(lc.final_h)
             c_final.append(lc.final_c)
+        ### BEGIN SOLUTION [dropout:placement] (hint: D once more on the top layer's h, before the softmax
+        ###     (mask drop{L}); keep its cache in drops)
         x, d = self._mask(f"drop{self.L}", x, train, rng, masks, used)  # D: before the softmax
         drops.append(d)
+        ### END SOLUTION
         scores, aff_cache = affine_forward(x, p["out.W"], p["out.b"])  # (N, T, V)
         # The carried state is a copy: the next chunk's graph starts fresh (truncated BPTT).
         new_state = (xp.stack(h_final), xp.stack(c_final))
@@ -225,11 +237,17 @@ class LSTMLanguageModel:
         grads = {}
         dscores = softmax_cross_entropy_backward(dloss, cache.softmax)
         dx, grads["out.W"], grads["out.b"] = affine_backward(dscores, cache.affine)
+        ### BEGIN SOLUTION [dropout:placement] (hint: back through the D that sits before the softmax
+        ###     (cache.drops[self.L]))
         dx = dropout_backward(dx, cache.drops[self.L])
+        ### END SOLUTION
         for layer in range(self.L, 0, -1):
             # Truncated BPTT: no gradient flows into the state carried in from the last chunk.
             dx, _dh0, dWx, dWh, db, _dc0 = lstm_backward(dx, cache.lstms[layer - 1])
             grads[f"lstm{layer}.Wx"], grads[f"lstm{layer}.Wh"], grads[f"lstm{layer}.b"] = dWx, dWh, db
+            ### BEGIN SOLUTION [dropout:placement] (hint: back through the D on this layer's input
+            ###     (cache.drops[layer - 1]) before going down a layer)
             dx = dropout_backward(dx, cache.drops[layer - 1])
+            ### END SOLUTION
         grads["embed.W"] = embedding_backward(dx, cache.embed)
         return {name: grads[name] for name in self.params}

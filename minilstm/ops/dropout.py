@@ -31,11 +31,15 @@ def dropout_mask(shape, p, rng, dtype):
     """Draw an inverted-dropout mask: 1/(1-p) with probability 1-p, else 0."""
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability p must be in [0, 1), got {p}")
+    ### BEGIN SOLUTION [dropout:operator] (hint: keep each unit with probability 1 - p: rng.random(shape,
+    ###     dtype=dtype) is uniform between 0 and 1, so compare it with 1 - p; turn the booleans into dtype and
+    ###     scale the kept ones by 1 / (1 - p) (inverted dropout: E[mask] = 1))
     keep = 1.0 - p
     # rng.random is uniform on [0, 1): below `keep` with probability exactly 1 - p.
     mask = (rng.random(shape, dtype=dtype) < keep).astype(dtype)
     mask *= 1.0 / keep
     return mask
+    ### END SOLUTION
 
 
 def dropout_forward(x, p, train=True, rng=None, mask=None):
@@ -44,6 +48,10 @@ def dropout_forward(x, p, train=True, rng=None, mask=None):
 
     Returns (out, cache); cache.mask is the mask used (None in eval or p = 0).
     """
+    ### BEGIN SOLUTION [dropout:operator] (hint: D is the identity (return x, DropoutCache(None)) when not
+    ###     training, or when p is 0 and no mask is given. Otherwise use the given mask (ValueError if its
+    ###     shape is not x's) or draw one with dropout_mask(x.shape, p, rng, dtype of x) (ValueError if rng is
+    ###     None too); return x * mask and DropoutCache(mask))
     if not train or (p == 0.0 and mask is None):
         return x, DropoutCache(None)
     if mask is None:
@@ -54,10 +62,14 @@ def dropout_forward(x, p, train=True, rng=None, mask=None):
     elif tuple(mask.shape) != tuple(x.shape):
         raise ValueError(f"mask must have the shape of x, {tuple(x.shape)}, got {tuple(mask.shape)}")
     return x * mask, DropoutCache(mask)
+    ### END SOLUTION
 
 
 def dropout_backward(dout, cache: DropoutCache):
     """dx = dout * mask (the identity when no mask was used)."""
+    ### BEGIN SOLUTION [dropout:operator] (hint: out = x * mask, so the gradient is multiplied by the same
+    ###     mask; identity when cache.mask is None)
     if cache.mask is None:
         return dout
     return dout * cache.mask
+    ### END SOLUTION

@@ -55,10 +55,13 @@ def _cell_forward(gates, prev_c, next_c, tanh_c, next_h, xp):
     """c = f * c_prev + i * g;  h = o * tanh(c).  Writes into next_c, tanh_c, next_h (N, H)."""
     H = prev_c.shape[1]
     i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+    ### BEGIN SOLUTION [lstm:cell_forward] (hint: c = f * prev_c + i * g; h = o * tanh(c). Write into next_c,
+    ###     tanh_c and next_h (e.g. xp.multiply(f, prev_c, out=next_c)): the caller owns those arrays)
     xp.multiply(f, prev_c, out=next_c)
     next_c += i * g
     xp.tanh(next_c, out=tanh_c)
     xp.multiply(o, tanh_c, out=next_h)
+    ### END SOLUTION
 
 
 def _cell_backward(dh, dc, gates, prev_c, tanh_c, dgates, xp):
@@ -70,6 +73,10 @@ def _cell_backward(dh, dc, gates, prev_c, tanh_c, dgates, xp):
     """
     H = prev_c.shape[1]
     i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+    ### BEGIN SOLUTION [lstm:cell_backward] (hint: c_t reaches the loss directly (dc) and through h = o *
+    ###     tanh(c): add both. Then each gate: da = (what it multiplies) * (its slope: s * (1 - s) for a
+    ###     sigmoid, 1 - t * t for tanh). Write da_i, da_f, da_o, da_g into dgates[:, :H], [:, H:2H], [:,
+    ###     2H:3H], [:, 3H:] and return dprev_c)
     # h = o * tanh(c): the gradient reaches c through tanh, whose slope is 1 - tanh^2.
     dc = dc + dh * o * (1.0 - tanh_c * tanh_c)
     # c = f * c_prev + i * g, then through each gate's squashing function:
@@ -79,6 +86,7 @@ def _cell_backward(dh, dc, gates, prev_c, tanh_c, dgates, xp):
     xp.multiply(dh * tanh_c, o * (1.0 - o), out=dgates[:, 2 * H:3 * H])     # da_o
     xp.multiply(dc * i, 1.0 - g * g, out=dgates[:, 3 * H:])                 # da_g
     return dc * f                                                           # dprev_c
+    ### END SOLUTION
 
 
 def _check_weights(Wx, Wh, b):
@@ -134,6 +142,9 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
         check_finite(name, arr)
     check_finite("x", x)
 
+    ### BEGIN SOLUTION [lstm:step] (hint: a = x Wx + prev_h Wh + b is one (N, 4H) block; _activate_gates_(a,
+    ###     H, xp) squashes it in place; allocate next_c, tanh_c, next_h and let _cell_forward fill them;
+    ###     return next_h, next_c, LSTMStepCache(...))
     gates = x @ Wx + prev_h @ Wh + b  # (N, 4H): all four gates in one block
     _activate_gates_(gates, H, xp)
     next_c = xp.empty_like(prev_c)
@@ -141,6 +152,7 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
     next_h = xp.empty_like(prev_h)
     _cell_forward(gates, prev_c, next_c, tanh_c, next_h, xp)
     return next_h, next_c, LSTMStepCache(x, prev_h, prev_c, gates, tanh_c, Wx, Wh)
+    ### END SOLUTION
 
 
 def lstm_step_backward(dnext_h, dnext_c, cache: LSTMStepCache):
@@ -152,6 +164,9 @@ def lstm_step_backward(dnext_h, dnext_c, cache: LSTMStepCache):
     xp = get_array_module(dnext_h)
     check_shape("dnext_h", dnext_h, cache.prev_h.shape, "(N, H)")
     check_shape("dnext_c", dnext_c, cache.prev_c.shape, "(N, H)")
+    ### BEGIN SOLUTION [lstm:step] (hint: _cell_backward fills da (N, 4H), the gradient on the
+    ###     pre-activations, and returns dprev_c; then a = x Wx + prev_h Wh + b is affine: dx = da Wx^T, dWx =
+    ###     x^T da, the same for prev_h and Wh, db = da summed over the batch)
     da = xp.empty_like(cache.gates)  # (N, 4H)
     dprev_c = _cell_backward(dnext_h, dnext_c, cache.gates, cache.prev_c, cache.tanh_c, da, xp)
     # a = x Wx + h_prev Wh + b: an affine map, so the usual three products.
@@ -161,6 +176,7 @@ def lstm_step_backward(dnext_h, dnext_c, cache: LSTMStepCache):
     dWh = cache.prev_h.T @ da
     db = da.sum(axis=0)
     return dx, dprev_h, dprev_c, dWx, dWh, db
+    ### END SOLUTION
 
 
 # ----------------------------------------------------------------------------
@@ -237,6 +253,10 @@ def lstm_forward(x, h0, Wx, Wh, b, c0=None, h_masks=None):
     if h_masks is not None:
         check_shape("h_masks", h_masks, (N, T, H), "(N, T, H)")
 
+    ### BEGIN SOLUTION [lstm:sequence_forward] (hint: fill gates (N, T, 4H), h, c, tanh_c (N, T, H) and h_in
+    ###     (the masked h_{t-1}, or None) for the cache below. x_t Wx + b for all T steps is one product; then
+    ###     for t = 0..T-1: multiply h_{t-1} by h_masks[:, t] if given, add h_{t-1} Wh, _activate_gates_,
+    ###     _cell_forward into h[:, t], c[:, t], tanh_c[:, t])
     # One GEMM for the input projections of all T steps: (N*T, D) @ (D, 4H).
     gates = (x.reshape(N * T, D) @ Wx).reshape(N, T, 4 * H)  # (N, T, 4H)
     gates += b
@@ -256,6 +276,7 @@ def lstm_forward(x, h0, Wx, Wh, b, c0=None, h_masks=None):
         _activate_gates_(a, H, xp)
         _cell_forward(a, prev_c, c[:, t], tanh_c[:, t], h[:, t], xp)
         prev_h, prev_c = h[:, t], c[:, t]
+    ### END SOLUTION
 
     cache = LSTMCache(x, h0, c0, h, c, tanh_c, gates, Wx, Wh, h_masks, h_in)
     return h, cache
@@ -273,6 +294,11 @@ def lstm_backward(dh, cache: LSTMCache, dh_final=None, dc_final=None):
     N, T, H = cache.h.shape
     D = cache.x.shape[2]
     check_shape("dh", dh, (N, T, H), "(N, T, H)")
+    ### BEGIN SOLUTION [lstm:sequence_backward] (hint: walk t from T-1 down to 0: h_t gets dh[:, t] plus the
+    ###     gradient sent back by step t+1 (start from dh_final, dc_final or zeros); _cell_backward gives da
+    ###     for step t and the gradient on c_{t-1}; the gradient on h_{t-1} is da Wh^T (times h_masks[:, t] if
+    ###     used). Weight gradients sum over all steps: stack da as (N*T, 4H) and use h_{t-1} = h0, h_1 ..
+    ###     h_{T-1} (or cache.h_in))
     dgates = xp.empty_like(cache.gates)  # (N, T, 4H): da for every step
     dh_next = xp.zeros((N, H), dtype=dh.dtype) if dh_final is None else dh_final
     dc_next = xp.zeros((N, H), dtype=dh.dtype) if dc_final is None else dc_final
@@ -297,3 +323,4 @@ def lstm_backward(dh, cache: LSTMCache, dh_final=None, dc_final=None):
     dWh = h_prev.reshape(N * T, H).T @ dG
     db = dG.sum(axis=0)
     return dx, dh_next, dWx, dWh, db, dc_next
+    ### END SOLUTION

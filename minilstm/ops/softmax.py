@@ -59,12 +59,13 @@ def softmax_cross_entropy_forward(scores, y, normalizer=None):
     yy = y.reshape(-1)
     rows = xp.arange(s.shape[0])
     # probs = exp(s - max) / sum(exp(s - max)), computed in place on one copy.
-    probs = s - s.max(axis=1, keepdims=True)
+    top = s.max(axis=1, keepdims=True)  # (M, 1)
+    probs = s - top
     xp.exp(probs, out=probs)
     total = probs.sum(axis=1, keepdims=True)
     probs /= total
     # -log p[y] = log(sum exp(s - max)) - (s[y] - max), without taking log of a tiny p.
-    nll = xp.log(total[:, 0]) - (s[rows, yy] - s.max(axis=1))
+    nll = xp.log(total[:, 0]) - (s[rows, yy] - top[:, 0])
     loss = float(nll.sum()) / normalizer
     return loss, SoftmaxCache(probs, yy, normalizer, tuple(scores.shape))
 

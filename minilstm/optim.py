@@ -1,0 +1,42 @@
+"""Plain SGD with clipping of the global gradient norm, as in the paper.
+
+Clipping rescales *all* gradients together when their joint L2 norm exceeds
+``max_norm``: the direction of the step is kept, only its length is capped.
+This is what stops an occasional exploding gradient (lesson 4) from throwing
+the weights far away. It lives here, in the training step, and never inside a
+function under gradient check.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .backend import get_array_module
+
+
+def global_norm(grads: dict) -> float:
+    """sqrt(sum over every gradient array of sum(g^2))."""
+    total = 0.0
+    for g in grads.values():
+        xp = get_array_module(g)
+        flat = g.reshape(-1)
+        total += float(xp.dot(flat, flat))  # one BLAS call, no temporary
+    return math.sqrt(total)
+
+
+def clip_global_norm_(grads: dict, max_norm: float) -> float:
+    """Scale every gradient in place by min(1, max_norm / norm). Returns the norm before clipping."""
+    norm = global_norm(grads)
+    if norm > max_norm:
+        scale = max_norm / norm
+        for g in grads.values():
+            g *= scale
+    return norm
+
+
+def sgd_step_(params: dict, grads: dict, lr: float) -> None:
+    """params[name] -= lr * grads[name], in place."""
+    for name, p in params.items():
+        g = grads[name]
+        g *= lr  # the gradient buffer is ours to overwrite: saves a temporary
+        p -= g

@@ -1,0 +1,52 @@
+"""Sampling text from a trained language model.
+
+Start from a zero state, feed the priming words one by one (carrying the
+state), then repeatedly draw the next word from softmax(scores / temperature)
+and feed it back in. Temperature < 1 sharpens the distribution (safer, more
+repetitive text), > 1 flattens it (more surprising, more mistakes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .backend import to_host
+from .data import DataError, encode
+
+
+def sample(model, vocab, length=50, temperature=1.0, prime="", rng=None, stop_at_eos=False):
+    """Generate ``length`` words after the words of ``prime``. Returns the list of generated words.
+
+    rng: a NumPy generator (seeded by the caller) for the draws.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    rng = rng if rng is not None else np.random.default_rng(0)
+    word_to_id = {w: i for i, w in enumerate(vocab)}
+    words = prime.split()
+    if words:
+        try:
+            ids = encode(words, word_to_id)
+        except DataError as exc:
+            raise DataError(f"cannot prime with {prime!r}: {exc}") from exc
+    else:  # no prime: start as after the end of a sentence
+        ids = encode(["<eos>"], word_to_id) if "<eos>" in word_to_id else np.array([0])
+    xp = model.xp
+    state = None
+    lp, state = model.log_probs(xp.asarray(np.asarray(ids)[None, :]), state)  # (1, T, V)
+    out = []
+    for _ in range(length):
+        logits = to_host(lp[0, -1]).astype(np.float64) / temperature
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        nxt = int(rng.choice(len(p), p=p))
+        out.append(vocab[nxt])
+        if stop_at_eos and vocab[nxt] == "<eos>":
+            break
+        lp, state = model.log_probs(xp.asarray(np.array([[nxt]])), state)
+    return out
+
+
+def format_text(words):
+    """Words to text, one sentence per line at every <eos>."""
+    return " ".join(words).replace(" <eos> ", "\n").replace("<eos>", "\n").strip()

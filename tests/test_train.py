@@ -1,0 +1,211 @@
+"""Training: schedule, clipping, state carrying, resume, evaluation, ensembles, sampling, CLI."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import minilstm as m
+from minilstm import cli
+from minilstm.checkpoint import CheckpointError, load_checkpoint
+from minilstm.config import CONFIGS, get_config
+from minilstm.data import Corpus, load_corpus
+from minilstm.optim import clip_global_norm_, global_norm, sgd_step_
+from minilstm.sample import sample
+from minilstm.training import evaluate, evaluate_ensemble, load_model, train
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    """A small slice of the built-in corpus, so training tests take seconds."""
+    full = load_corpus("builtin")
+    return Corpus(name="builtin-slice", vocab=full.vocab, train=full.train[:6000], valid=full.valid[:1500],
+                  test=full.test[:1500], entropy=None, description="slice for tests")
+
+
+FAST = dict(hidden_size=16, num_steps=10, batch_size=8, epochs=2, max_epoch=1, eval_batch_size=4)
+
+
+def test_paper_recipes_exactly():
+    s, md, lg = CONFIGS["small"], CONFIGS["medium"], CONFIGS["large"]
+    assert (s.num_layers, s.hidden_size, s.num_steps, s.batch_size, s.dropout, s.init_scale, s.lr, s.lr_decay,
+            s.max_epoch, s.epochs, s.max_grad_norm) == (2, 200, 20, 20, 0, 0.1, 1, 2, 4, 13, 5)
+    assert (md.num_layers, md.hidden_size, md.num_steps, md.batch_size, md.dropout, md.init_scale, md.lr,
+            md.lr_decay, md.max_epoch, md.epochs, md.max_grad_norm) == (2, 650, 35, 20, 0.5, 0.05, 1, 1.2, 6, 39, 5)
+    assert (lg.num_layers, lg.hidden_size, lg.num_steps, lg.batch_size, lg.dropout, lg.init_scale, lg.lr,
+            lg.lr_decay, lg.max_epoch, lg.epochs, lg.max_grad_norm) == (2, 1500, 35, 20, 0.65, 0.04, 1, 1.15, 14,
+                                                                       55, 10)
+
+
+def test_learning_rate_schedule():
+    s = CONFIGS["small"]
+    assert [s.lr_at(e) for e in range(1, 8)] == [1, 1, 1, 1, 0.5, 0.25, 0.125]
+    md = CONFIGS["medium"]
+    assert md.lr_at(6) == 1 and md.lr_at(7) == pytest.approx(1 / 1.2) and md.lr_at(9) == pytest.approx(1.2 ** -3)
+
+
+def test_config_overrides_and_errors():
+    cfg = get_config("small", hidden_size=400, dropout=0.5)
+    assert cfg.hidden_size == 400 and cfg.dropout == 0.5 and cfg.num_steps == 20
+    with pytest.raises(ValueError, match="unknown config"):
+        get_config("huge")
+    with pytest.raises(ValueError, match="unknown config field"):
+        get_config("small", hidden=3)
+    with pytest.raises(ValueError, match="dropout_mode"):
+        get_config("small", dropout_mode="sideways")
+
+
+def test_clipping_scales_all_gradients_together():
+    g = {"a": np.array([3.0, 0.0]), "b": np.array([[4.0]])}
+    assert global_norm(g) == pytest.approx(5.0)
+    norm = clip_global_norm_(g, 1.0)
+    assert norm == pytest.approx(5.0)
+    np.testing.assert_allclose(g["a"], [0.6, 0.0])
+    np.testing.assert_allclose(g["b"], [[0.8]])
+    assert global_norm(g) == pytest.approx(1.0)
+    small = {"a": np.array([0.1])}
+    clip_global_norm_(small, 1.0)
+    np.testing.assert_array_equal(small["a"], [0.1])  # under the limit: untouched
+
+
+def test_sgd_step():
+    p = {"w": np.array([1.0, 2.0])}
+    sgd_step_(p, {"w": np.array([0.5, -1.0])}, 0.1)
+    np.testing.assert_allclose(p["w"], [0.95, 2.1])
+
+
+def test_short_training_run_perplexity_falls(corpus, tmp_path):
+    res = train("tiny", out_dir=tmp_path / "run", corpus=corpus, progress=False, log=lambda *a: None,
+                **{**FAST, "epochs": 3})
+    ppl = [r["valid_ppl"] for r in res.history]
+    uniform = len(corpus.vocab)
+    assert ppl[0] < uniform * 0.8, ppl  # learned something in the first epoch
+    assert ppl[-1] < ppl[0], ppl
+    assert res.test_ppl is not None and math.isfinite(res.test_ppl)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines if x["event"] == "epoch"] == [1, 2, 3]
+    assert lines[-1]["event"] == "test"
+    assert (tmp_path / "run" / "curves.png").exists()
+    assert {"last.npz", "best.npz", "config.json", "summary.json"} <= {p.name for p in (tmp_path / "run").iterdir()}
+
+
+def test_interrupted_and_resumed_run_is_bit_identical(corpus, tmp_path):
+    cfg = dict(FAST, dropout=0.3)
+    ref = train("tiny", out_dir=tmp_path / "ref", corpus=corpus, progress=False, log=lambda *a: None, **cfg)
+
+    def interrupt(info):
+        if info["step"] == 37:  # mid-way through the first epoch
+            raise KeyboardInterrupt
+
+    part = train("tiny", out_dir=tmp_path / "cut", corpus=corpus, progress=False, log=lambda *a: None,
+                 on_step=interrupt, **cfg)
+    assert part.interrupted
+    ck = load_checkpoint(tmp_path / "cut" / "last.npz")
+    assert ck.meta["step"] == 37 and "state_h" in ck.arrays
+    with pytest.raises(CheckpointError, match="--resume"):
+        train("tiny", out_dir=tmp_path / "cut", corpus=corpus, progress=False, log=lambda *a: None, **cfg)
+    res = train("tiny", out_dir=tmp_path / "cut", resume=True, corpus=corpus, progress=False,
+                log=lambda *a: None, **cfg)
+    for name in ref.model.params:
+        np.testing.assert_array_equal(res.model.params[name], ref.model.params[name], err_msg=name)
+    assert [r["valid_ppl"] for r in res.history] == [r["valid_ppl"] for r in ref.history]
+    assert res.test_ppl == ref.test_ppl
+
+
+def test_resume_refuses_other_vocabulary(corpus, tmp_path):
+    train("tiny", out_dir=tmp_path / "r", corpus=corpus, progress=False, log=lambda *a: None, **{**FAST, "epochs": 1})
+    other = Corpus(name="other", vocab=list(reversed(corpus.vocab)), train=corpus.train, valid=corpus.valid,
+                   test=corpus.test, entropy=None, description="")
+    with pytest.raises(CheckpointError, match="vocabulary"):
+        train("tiny", out_dir=tmp_path / "r", resume=True, corpus=other, progress=False, log=lambda *a: None,
+              **{**FAST, "epochs": 2})
+
+
+def test_evaluation_carries_state_and_equals_manual_sum(corpus):
+    model = m.LSTMLanguageModel(len(corpus.vocab), 8, 2, dtype="float64", seed=0)
+    ids = corpus.valid[:401]
+    res = evaluate(model, ids, batch_size=1, num_steps=7)
+    lp, _ = model.log_probs(ids[None, :-1])  # one pass over the whole stream
+    nll = -np.take_along_axis(lp[0], ids[1:, None], axis=1).sum()
+    assert res.tokens == 400
+    assert res.nll == pytest.approx(nll, rel=1e-10)
+    assert res.perplexity == pytest.approx(math.exp(nll / 400), rel=1e-10)
+
+
+def test_ensemble_averages_distributions(corpus):
+    ids = corpus.valid[:201]
+    models = [m.LSTMLanguageModel(len(corpus.vocab), 8, 1, dtype="float64", seed=s, init_scale=1.0) for s in (1, 2)]
+    one = evaluate_ensemble(models[:1], ids, 1, 10)
+    assert one.perplexity == pytest.approx(evaluate(models[0], ids, 1, 10).perplexity, rel=1e-10)
+    both = evaluate_ensemble(models, ids, 1, 10)
+    p = [np.exp(mod.log_probs(ids[None, :-1])[0][0]) for mod in models]
+    avg = (p[0] + p[1]) / 2
+    nll = -np.log(avg[np.arange(200), ids[1:]]).sum()
+    assert both.nll == pytest.approx(nll, rel=1e-10)
+
+
+def test_sampling_is_seeded_and_uses_the_vocabulary(corpus):
+    model = m.LSTMLanguageModel(len(corpus.vocab), 8, 1, seed=0)
+    a = sample(model, corpus.vocab, 12, 1.0, prime=corpus.vocab[3], rng=np.random.default_rng(1))
+    b = sample(model, corpus.vocab, 12, 1.0, prime=corpus.vocab[3], rng=np.random.default_rng(1))
+    assert a == b and len(a) == 12 and set(a) <= set(corpus.vocab)
+    with pytest.raises(Exception, match="zzzunknown"):
+        sample(model, corpus.vocab, 3, prime="zzzunknown")
+
+
+def test_cli_train_eval_sample_plot(corpus, tmp_path, capsys, monkeypatch):
+    import minilstm.training as tr
+
+    monkeypatch.setattr(tr, "load_corpus", lambda name, data_dir=None: corpus)
+    import minilstm.data as data_mod
+
+    monkeypatch.setattr(data_mod, "load_corpus", lambda name, data_dir=None: corpus)
+    out = tmp_path / "cli"
+    rc = cli.main(["train", "--out", str(out), "--hidden", "12", "--epochs", "1", "--steps", "8", "--batch", "8",
+                   "--eval-batch", "4", "--no-progress"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "no-dropout" in text and "dropout" in text and "valid ppl" in text
+    assert (out / "compare.png").exists()
+    ck = out / "dropout" / "last.npz"
+    assert cli.main(["eval", str(ck), str(out / "no-dropout" / "last.npz"), "--split", "valid", "--no-progress",
+                     "--eval-batch", "4"]) == 0
+    assert "average of 2 models" in capsys.readouterr().out
+    assert cli.main(["sample", str(ck), "--length", "5"]) == 0
+    assert capsys.readouterr().out.strip()
+    assert cli.main(["plot", str(out / "dropout"), str(out / "no-dropout"), "-o", str(tmp_path / "p.png")]) == 0
+    assert (tmp_path / "p.png").exists()
+
+
+def test_cli_reports_damaged_checkpoint(tmp_path, capsys):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a checkpoint at all")
+    assert cli.main(["eval", str(bad)]) == 1
+    assert "bad.npz" in capsys.readouterr().err
+
+
+def test_nan_loss_stops_training_with_clear_error(corpus, tmp_path):
+    with pytest.raises(FloatingPointError, match="diverged"):
+        train("tiny", out_dir=tmp_path / "nan", corpus=corpus, progress=False, log=lambda *a: None,
+              **{**FAST, "lr": 1e30, "max_grad_norm": 1e30, "init_scale": 5.0})
+
+
+@pytest.mark.parametrize("name", ["medium", "large"])
+def test_big_recipes_build_and_learn(name, corpus):
+    """medium/large are for the GPU, but they must run on CPU: the full-size model, dropout on, a few SGD
+    steps on one small chunk (N=4, T=5 to stay fast here; lr scaled down so three steps on the same chunk
+    cannot overshoot) lower that chunk's loss."""
+    cfg = get_config(name, batch_size=4, num_steps=5)
+    model = m.training.build_model(cfg, len(corpus.vocab))
+    assert model.H == cfg.hidden_size and model.dropout == cfg.dropout
+    data = m.data.batchify(corpus.train, cfg.batch_size)
+    x, y = data[:, :cfg.num_steps], data[:, 1:cfg.num_steps + 1]
+    before = model.forward(x, y, train=False)[0]
+    for _ in range(3):
+        loss, cache, _ = model.forward(x, y, train=True)
+        grads = model.backward(cache)
+        clip_global_norm_(grads, cfg.max_grad_norm)
+        sgd_step_(model.params, grads, 0.2 * cfg.lr)
+    after = model.forward(x, y, train=False)[0]
+    assert after < before, (before, after)
