@@ -7,6 +7,7 @@
     minilstm sample RUN/last.npz        generate text
     minilstm plot RUN [RUN ...]         train/valid perplexity curves, overlaid
     minilstm gradcheck                  prove the hand-written backward pass (float64)
+    minilstm bench                      speed against the matrix-multiply ceiling (and PyTorch)
 
 Run ``minilstm COMMAND --help`` for the options of each command.
 """
@@ -35,6 +36,7 @@ OVERRIDES = {
     "clip": ("max_grad_norm", float, "clip the global gradient norm to this"),
     "dtype": ("dtype", str, "float32 (default, fast) or float64"),
     "eval_batch": ("eval_batch_size", int, "streams used for evaluation (1 = the split as one stream)"),
+    "train_tokens": ("train_tokens", int, "train on the first K tokens only (0 = all), for quick experiments"),
 }
 
 
@@ -130,6 +132,12 @@ def _cmd_plot(args):
     return 0
 
 
+def _cmd_bench(args):
+    from . import bench
+
+    return bench.main(args.rest)
+
+
 def _cmd_gradcheck(args):
     from . import gradcheck
     from .model import LSTMLanguageModel
@@ -220,6 +228,11 @@ def build_parser():
     p.add_argument("--output", "-o", help="PNG path (default: inside the first run folder)")
     p.set_defaults(func=_cmd_plot)
 
+    b = sub.add_parser("bench", help="measure training/eval speed against the GEMM ceiling (and PyTorch)",
+                       add_help=False, description="See `minilstm bench --help`.")
+    b.add_argument("rest", nargs=argparse.REMAINDER)
+    b.set_defaults(func=_cmd_bench)
+
     g = sub.add_parser("gradcheck", help="check every gradient of the model against finite differences",
                        description="Build a small float64 model with dropout on (fixed masks) and compare the "
                                    "hand-written backward pass with centred finite differences, parameter by "
@@ -239,6 +252,11 @@ def build_parser():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # the benchmark has its own parser: forward everything to it
+        from . import bench
+
+        return bench.main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -47,6 +47,7 @@ class Config:
     seed: int = 0
     dtype: str = "float32"
     eval_batch_size: int = 1      # evaluation streams (1 = the whole split as one stream)
+    train_tokens: int = 0         # use only the first K training tokens (0 = all): quick experiments
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate of epoch ``epoch`` (counted from 1)."""
@@ -90,6 +91,8 @@ def validate(cfg: Config) -> None:
     for name in ("num_layers", "hidden_size", "num_steps", "batch_size", "epochs", "eval_batch_size"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be at least 1, got {getattr(cfg, name)}")
+    if cfg.train_tokens < 0:
+        raise ValueError(f"train_tokens must be 0 (all) or positive, got {cfg.train_tokens}")
     if cfg.lr <= 0 or cfg.lr_decay <= 0 or cfg.max_grad_norm <= 0 or cfg.init_scale <= 0:
         raise ValueError("lr, lr_decay, max_grad_norm and init_scale must be positive")
     if cfg.dtype not in ("float32", "float64"):

@@ -240,11 +240,12 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
         _write_json(out_dir / "config.json", {**cfg.to_dict(), "label": _label(cfg), "vocab_hash": chash,
                                              "dataset_description": corpus.description})
 
-    data = xp.asarray(batchify(corpus.train, cfg.batch_size))
+    train_ids = corpus.train[:cfg.train_tokens] if cfg.train_tokens else corpus.train
+    data = xp.asarray(batchify(train_ids, cfg.batch_size))
     n_chunks = num_chunks(data, cfg.num_steps)
     log(f"{cfg.name}: {cfg.num_layers}x{cfg.hidden_size} LSTM, dropout {cfg.dropout} ({cfg.dropout_mode}), "
         f"{model.num_params():,} parameters, {corpus.name} corpus ({len(corpus.vocab):,} words, "
-        f"{len(corpus.train):,} training tokens, {n_chunks} chunks/epoch)")
+        f"{len(train_ids):,} training tokens, {n_chunks} chunks/epoch)")
 
     result = TrainResult(cfg, model, prog.history, out_dir,
                          best_perplexity=_best(corpus))

@@ -1,0 +1,281 @@
+"""Benchmark: training and evaluation speed, against the matrix-multiply ceiling and references.
+
+    python -m minilstm.bench [--configs small medium] [--repeats 5] [--torch] [--out bench.json]
+    minilstm bench ...
+
+For every config it measures, in the same process and on the same random batch:
+
+- ``train``: one full training step of minilstm (forward, backward, clipping, SGD), float32;
+- ``ceiling``: the exact sequence of matrix products that step needs (input projections,
+  T recurrent products per layer, the decoder, and their backward products) and nothing
+  else: no NumPy implementation can beat it, so ``train / ceiling`` is the fraction of the
+  achievable speed that we reach;
+- ``eval``: a forward pass with dropout off (evaluation speed);
+- ``classroom``: a straightforward per-step NumPy LSTM in float64 (separate products per
+  step, as in most course code), the baseline a student would write first;
+- ``torch`` (with ``--torch``, only if PyTorch is importable): ``nn.LSTM`` + linear decoder
+  with SGD and clipping on the same config and thread count.
+
+Timings are medians over ``--repeats`` after a warm-up, reported as tokens per second and as
+ratios measured in the same run (the machines are shared and noisy: absolute numbers move,
+ratios much less). Peak memory is the process's maximum resident set size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import time
+
+import numpy as np
+
+from .config import get_config
+from .model import LSTMLanguageModel
+from .optim import clip_global_norm_, sgd_step_
+
+VOCAB = 10_000  # the Penn Treebank vocabulary
+
+
+def _median_time(fn, repeats, warmup=2):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def _batch(cfg, rng):
+    x = rng.integers(0, VOCAB, (cfg.batch_size, cfg.num_steps))
+    y = rng.integers(0, VOCAB, (cfg.batch_size, cfg.num_steps))
+    return x, y
+
+
+def bench_train(cfg, repeats, rng):
+    model = LSTMLanguageModel(VOCAB, cfg.hidden_size, cfg.num_layers, dropout=cfg.dropout,
+                              dropout_mode=cfg.dropout_mode, init_scale=cfg.init_scale, seed=0)
+    x, y = _batch(cfg, rng)
+    state = [None]
+
+    def step():
+        loss, cache, state[0] = model.forward(x, y, state[0], train=True)
+        grads = model.backward(cache)
+        clip_global_norm_(grads, cfg.max_grad_norm)
+        sgd_step_(model.params, grads, 0.01)
+
+    def evaluate():
+        model.forward(x, y, None, train=False)
+
+    return _median_time(step, repeats), _median_time(evaluate, repeats)
+
+
+def bench_ceiling(cfg, repeats, rng):
+    """Only the GEMMs of one training step, float32, with preallocated operands."""
+    N, T, H, L, V = cfg.batch_size, cfg.num_steps, cfg.hidden_size, cfg.num_layers, VOCAB
+    f = np.float32
+    X = rng.standard_normal((N * T, H)).astype(f)
+    Wx = rng.standard_normal((H, 4 * H)).astype(f)
+    Wh = rng.standard_normal((H, 4 * H)).astype(f)
+    h = rng.standard_normal((N, H)).astype(f)
+    G = rng.standard_normal((N * T, 4 * H)).astype(f)
+    g = rng.standard_normal((N, 4 * H)).astype(f)
+    Wo = rng.standard_normal((H, V)).astype(f)
+    S = rng.standard_normal((N * T, V)).astype(f)
+
+    def gemms():
+        for _ in range(L):
+            X @ Wx                      # input projections, all T steps
+            for _ in range(T):
+                h @ Wh                  # recurrent product, per step
+        X @ Wo                          # decoder
+        S @ Wo.T                        # decoder backward: dx
+        X.T @ S                         # decoder backward: dW
+        for _ in range(L):
+            for _ in range(T):
+                g @ Wh.T                # dh_{t-1}, per step
+            G @ Wx.T                    # dx
+            X.T @ G                     # dWx
+            X.T @ G                     # dWh
+
+    flops = 2 * (L * (N * T * H * 4 * H + T * N * H * 4 * H) + 3 * N * T * H * V
+                 + L * (T * N * 4 * H * H + 3 * N * T * 4 * H * H))
+    return _median_time(gemms, repeats), flops
+
+
+# --- the classroom baseline: per-step products, float64, CS231n style -------------------
+
+def _sigm(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def classroom_step(params, x, y, L, H):
+    """One training step written the way most course code does it (float64, per-step GEMMs)."""
+    N, T = x.shape
+    emb = params["embed"][x]  # (N, T, H)
+    inp = [emb[:, t] for t in range(T)]
+    caches = []
+    for layer in range(L):
+        Wx, Wh, b = params[f"Wx{layer}"], params[f"Wh{layer}"], params[f"b{layer}"]
+        h, c = np.zeros((N, H)), np.zeros((N, H))
+        outs, cs = [], []
+        for t in range(T):
+            a = inp[t] @ Wx + h @ Wh + b
+            i, f, o, g = _sigm(a[:, :H]), _sigm(a[:, H:2 * H]), _sigm(a[:, 2 * H:3 * H]), np.tanh(a[:, 3 * H:])
+            c_new = f * c + i * g
+            h_new = o * np.tanh(c_new)
+            cs.append((inp[t], h, c, i, f, o, g, c_new))
+            h, c = h_new, c_new
+            outs.append(h)
+        caches.append(cs)
+        inp = outs
+    dWo, dbo = np.zeros_like(params["Wo"]), np.zeros_like(params["bo"])
+    dinp = []
+    for t in range(T):
+        s = inp[t] @ params["Wo"] + params["bo"]
+        p = np.exp(s - s.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        p[np.arange(N), y[:, t]] -= 1
+        p /= N
+        dWo += inp[t].T @ p
+        dbo += p.sum(axis=0)
+        dinp.append(p @ params["Wo"].T)
+    grads = {"Wo": dWo, "bo": dbo}
+    for layer in reversed(range(L)):
+        Wx, Wh = params[f"Wx{layer}"], params[f"Wh{layer}"]
+        dWx, dWh, db = np.zeros_like(Wx), np.zeros_like(Wh), np.zeros(4 * H)
+        dh_next, dc_next = np.zeros((N, H)), np.zeros((N, H))
+        new_dinp = [None] * T
+        for t in reversed(range(T)):
+            xin, hp, cp, i, f, o, g, cn = caches[layer][t]
+            dh = dinp[t] + dh_next
+            tc = np.tanh(cn)
+            dc = dc_next + dh * o * (1 - tc ** 2)
+            da = np.concatenate([dc * g * i * (1 - i), dc * cp * f * (1 - f), dh * tc * o * (1 - o),
+                                 dc * i * (1 - g ** 2)], axis=1)
+            dWx += xin.T @ da
+            dWh += hp.T @ da
+            db += da.sum(axis=0)
+            new_dinp[t] = da @ Wx.T
+            dh_next = da @ Wh.T
+            dc_next = dc * f
+        grads.update({f"Wx{layer}": dWx, f"Wh{layer}": dWh, f"b{layer}": db})
+        dinp = new_dinp
+    for name, gr in grads.items():
+        params[name] -= 0.01 * gr
+
+
+def bench_classroom(cfg, repeats, rng):
+    H, L = cfg.hidden_size, cfg.num_layers
+    params = {"embed": rng.uniform(-0.1, 0.1, (VOCAB, H)), "Wo": rng.uniform(-0.1, 0.1, (H, VOCAB)),
+              "bo": np.zeros(VOCAB)}
+    for layer in range(L):
+        params[f"Wx{layer}"] = rng.uniform(-0.1, 0.1, (H, 4 * H))
+        params[f"Wh{layer}"] = rng.uniform(-0.1, 0.1, (H, 4 * H))
+        params[f"b{layer}"] = np.zeros(4 * H)
+    x, y = _batch(cfg, rng)
+    return _median_time(lambda: classroom_step(params, x, y, L, H), max(2, repeats // 2), warmup=1)
+
+
+def bench_torch(cfg, repeats, rng, threads):
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    torch.set_num_threads(threads)
+    H, L, N = cfg.hidden_size, cfg.num_layers, cfg.batch_size
+    emb = torch.nn.Embedding(VOCAB, H)
+    lstm = torch.nn.LSTM(H, H, L, batch_first=True, dropout=cfg.dropout)
+    dec = torch.nn.Linear(H, VOCAB)
+    drop = torch.nn.Dropout(cfg.dropout)
+    params = list(emb.parameters()) + list(lstm.parameters()) + list(dec.parameters())
+    opt = torch.optim.SGD(params, lr=0.01)
+    x, y = (torch.as_tensor(a) for a in _batch(cfg, rng))
+    state = [None]
+
+    def step():
+        opt.zero_grad()
+        out, st = lstm(drop(emb(x)), state[0])
+        state[0] = tuple(s.detach() for s in st)
+        logits = dec(drop(out))
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, VOCAB), y.reshape(-1), reduction="sum") / N
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        opt.step()
+
+    return _median_time(step, repeats), torch.__version__
+
+
+def _threads():
+    try:
+        from threadpoolctl import threadpool_info
+
+        return max(i.get("num_threads", 1) for i in threadpool_info())
+    except Exception:  # threadpoolctl is optional
+        import os
+
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+
+
+def run(configs=("small", "medium"), repeats=5, with_torch=False, classroom=True, out=None, log=print):
+    rng = np.random.default_rng(0)
+    threads = _threads()
+    results = {"machine": platform.platform(), "python": sys.version.split()[0], "numpy": np.__version__,
+               "threads": threads, "repeats": repeats, "configs": {}}
+    for name in configs:
+        cfg = get_config(name)
+        tokens = cfg.batch_size * cfg.num_steps
+        t_train, t_eval = bench_train(cfg, repeats, rng)
+        t_ceil, flops = bench_ceiling(cfg, repeats, rng)
+        row = {
+            "train_tokens_per_s": tokens / t_train, "eval_tokens_per_s": tokens / t_eval,
+            "ceiling_tokens_per_s": tokens / t_ceil, "ceiling_gflops": flops / t_ceil / 1e9,
+            "fraction_of_ceiling": t_ceil / t_train,
+        }
+        if classroom:
+            t_cls = bench_classroom(cfg, repeats, rng)
+            row["classroom_tokens_per_s"] = tokens / t_cls
+            row["speedup_vs_classroom"] = t_cls / t_train
+        if with_torch:
+            res = bench_torch(cfg, repeats, rng, threads)
+            if res is None:
+                row["torch"] = "not installed"
+            else:
+                row["torch_tokens_per_s"] = tokens / res[0]
+                row["torch_version"] = res[1]
+                row["speedup_vs_torch"] = res[0] / t_train
+        results["configs"][name] = row
+        log(f"{name:>7}: train {row['train_tokens_per_s']:8,.0f} tok/s = {row['fraction_of_ceiling']:.0%} of the "
+            f"GEMM ceiling ({row['ceiling_tokens_per_s']:,.0f} tok/s, {row['ceiling_gflops']:.0f} GFLOP/s); "
+            f"eval {row['eval_tokens_per_s']:,.0f} tok/s"
+            + (f"; {row['speedup_vs_classroom']:.1f}x classroom" if classroom else "")
+            + (f"; {row['speedup_vs_torch']:.2f}x PyTorch {row['torch_version']}" if "speedup_vs_torch" in row
+               else ""))
+    results["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    log(f"peak memory (max RSS of this process): {results['peak_rss_mib']:.0f} MiB")
+    if out:
+        with open(out, "w") as fh:
+            json.dump(results, fh, indent=2)
+        log(f"wrote {out}")
+    return results
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="minilstm bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--configs", nargs="+", default=["small", "medium"], choices=["tiny", "small", "medium", "large"])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--torch", action="store_true", help="also time PyTorch's nn.LSTM (if installed)")
+    p.add_argument("--no-classroom", action="store_true", help="skip the slow per-step float64 baseline")
+    p.add_argument("--out", default="bench.json", help="JSON file for the figures (default bench.json)")
+    args = p.parse_args(argv)
+    run(args.configs, args.repeats, args.torch, not args.no_classroom, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
