@@ -8,6 +8,7 @@
     minilstm plot RUN [RUN ...]         train/valid perplexity curves, overlaid
     minilstm gradcheck                  prove the hand-written backward pass (float64)
     minilstm bench                      speed against the matrix-multiply ceiling (and PyTorch)
+    minilstm assign OUT / grade DIR     student handouts from the reference code, and the autograder
 
 Run ``minilstm COMMAND --help`` for the options of each command.
 """
@@ -227,6 +228,10 @@ def build_parser():
     p.add_argument("runs", nargs="+", help="run folders (each with metrics.jsonl)")
     p.add_argument("--output", "-o", help="PNG path (default: inside the first run folder)")
     p.set_defaults(func=_cmd_plot)
+
+    from .assign import add_cli
+
+    add_cli(sub)  # `minilstm assign` and `minilstm grade`: classroom handouts and the autograder
 
     b = sub.add_parser("bench", help="measure training/eval speed against the GEMM ceiling (and PyTorch)",
                        add_help=False, description="See `minilstm bench --help`.")

@@ -1,0 +1,587 @@
+"""``minilstm assign``: build the student version of an assignment from the reference source.
+
+The reference code marks what students write with solution regions (the
+nbgrader / otter-grader convention)::
+
+    def _cell_forward(gates, prev_c, next_c, tanh_c, next_h, xp):
+        \"\"\"c = f * c_prev + i * g;  h = o * tanh(c). ...\"\"\"
+        H = prev_c.shape[1]
+        ### BEGIN SOLUTION [lstm:cell_forward] (hint: c = f * prev_c + i * g; h = o * tanh(c))
+        xp.multiply(f, prev_c, out=next_c)
+        ...
+        ### END SOLUTION
+
+The tag ``[assignment:part]`` says which graded part the region belongs to,
+and the hint lives beside the code it describes. A long hint may continue on
+the following ``###`` lines until its parenthesis closes. To Python the
+markers are comments, so the reference package runs unchanged.
+
+For the assignment being handed out, each of its regions becomes::
+
+        # YOUR CODE HERE [lstm:cell_forward]
+        raise NotImplementedError(
+            "_cell_forward: your code here [lstm:cell_forward]. Hint: c = f * prev_c + i * g; "
+            "h = o * tanh(c)")
+
+indented like the marker. Regions of other assignments keep their code (only
+the marker lines go), so every handout is a complete, importable package
+with a few holes. Docstrings and shape comments outside the regions stay.
+
+The student version (``OUT_DIR``) holds: the package ``minilstm/`` (without the
+hidden tests), the lessons as notebooks ``lessons/*.ipynb`` (percent-format
+scripts converted here, no Jupyter needed), the visible tests in ``tests/``,
+``ASSIGNMENT.md`` (what to do, for how many points) and ``assignment.json``
+(which assignment this is, read by ``minilstm grade``), plus README, LICENSE
+and the packaging files so ``pip install -e .`` works.
+
+It is generated, never edited by hand: the same source gives byte-identical
+files (sorted walks, no timestamps, notebooks without execution counts).
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import re
+import shutil
+import sys
+import textwrap
+import tokenize
+from dataclasses import dataclass
+from pathlib import Path
+
+from .assignments import ASSIGNMENTS, part_key, select
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+SOURCE_ROOT = PACKAGE_DIR.parent  # the repository (or site-packages) holding minilstm/
+
+# Files of the repository root copied as they are, when present.
+ROOT_FILES = ("README.md", "LICENSE", "pyproject.toml", "setup.cfg")
+# Never copied into a student version: the instructors' guide and build debris.
+SKIP_NAMES = {"INSTRUCTORS.md", "__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".hypothesis"}
+SKIP_SUFFIXES = (".pyc", ".pyo")
+LESSON_OUTPUTS = "out"  # lessons/out/: figures the lessons write when run (git-ignored, not source)
+
+BEGIN_RE = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION\b(?P<rest>.*)$")
+END_RE = re.compile(r"^[ \t]*### END SOLUTION\s*$")
+TAG_RE = re.compile(r"^\s*\[(?P<assignment>[A-Za-z_][\w-]*):(?P<part>[A-Za-z_][\w-]*)\]\s*(?P<rest>.*)$")
+CONT_RE = re.compile(r"^[ \t]*###(?P<text>.*)$")
+STUB_WIDTH = 100  # wrap the NotImplementedError message into literals of about this width
+
+
+class AssignError(ValueError):
+    """The source or the command line is wrong; the message says how to fix it."""
+
+
+# ---------------------------------------------------------------------------
+# Solution regions
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Region:
+    """One ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` block.
+
+    begin / end: 0-based line numbers of the BEGIN marker and of the END marker;
+    code_start: first line after the marker (and its hint continuation lines);
+    function: qualified name of the enclosing function (None at module level).
+    """
+
+    path: str
+    begin: int
+    code_start: int
+    end: int
+    indent: str
+    assignment: str
+    part: str
+    hint: str
+    function: str | None
+
+    @property
+    def key(self):
+        return f"{self.assignment}:{self.part}"
+
+    @property
+    def where(self):
+        return f"{self.path}:{self.begin + 1}"
+
+
+def _read_hint(rest: str, lines: list, start: int, where: str):
+    """Parse ``(hint: ...)`` from the BEGIN line's remainder and any ``###`` continuation lines.
+
+    The hint ends where its opening parenthesis closes, so hints may contain
+    parentheses of their own. Returns (hint, index of the first code line).
+    """
+    rest = rest.strip()
+    if not rest:
+        return "", start
+    if not rest.startswith("(hint:"):
+        raise AssignError(f"{where}: after the tag, expected '(hint: ...)', got {rest!r}")
+    text, depth, i = rest[len("(hint:"):], 1, start
+    pieces = []
+    while True:
+        for pos, ch in enumerate(text):
+            depth += (ch == "(") - (ch == ")")
+            if depth == 0:
+                if text[pos + 1:].strip():
+                    raise AssignError(f"{where}: text after the hint's closing parenthesis (an unbalanced \")\" in "
+                                      "the hint, as in '[0, 1)', closes it early)")
+                pieces.append(text[:pos])
+                return " ".join(p.strip() for p in pieces if p.strip()), i
+        pieces.append(text)
+        m = CONT_RE.match(lines[i]) if i < len(lines) else None
+        if m is None or BEGIN_RE.match(lines[i]) or END_RE.match(lines[i]):
+            raise AssignError(f"{where}: the hint's parenthesis never closes; continue a long hint on lines "
+                              "starting with ### and end it with ')'")
+        text, i = m.group("text"), i + 1
+
+
+def _enclosing_functions(text: str) -> list:
+    """[(first line, last line, qualname)] of every function, 0-based, innermost last."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return []
+    spans = []
+
+    def visit(node, prefix):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = prefix + child.name
+                if not isinstance(child, ast.ClassDef):
+                    spans.append((child.lineno - 1, child.end_lineno - 1, name))
+                visit(child, name + ".")
+            else:
+                visit(child, prefix)
+
+    visit(tree, "")
+    return spans
+
+
+def _comment_lines(text: str):
+    """0-based numbers of the lines that are a comment and nothing else (None if not tokenizable).
+
+    Markers count only there: a docstring that *shows* a marker (like this module's) is not a region.
+    """
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    lines = text.splitlines()
+    return {t.start[0] - 1 for t in tokens
+            if t.type == tokenize.COMMENT and not lines[t.start[0] - 1][:t.start[1]].strip()}
+
+
+def find_regions(text: str, path: str) -> list:
+    """All solution regions of one source file, checked for well-formedness.
+
+    Raises AssignError (with file:line) for a missing END, a nested BEGIN, a
+    missing ``[assignment:part]`` tag, an empty region, or code indented less
+    than its marker (the stub would not be valid Python).
+    """
+    if "### BEGIN SOLUTION" not in text and "### END SOLUTION" not in text:
+        return []  # most files: no need to tokenize and parse them
+    lines = text.splitlines()
+    spans = _enclosing_functions(text)
+    comments = _comment_lines(text)
+
+    def marker(regex, k):
+        return (comments is None or k in comments) and regex.match(lines[k])
+
+    regions, i = [], 0
+    while i < len(lines):
+        if marker(END_RE, i):
+            raise AssignError(f"{path}:{i + 1}: '### END SOLUTION' without a BEGIN")
+        m = marker(BEGIN_RE, i)
+        if not m:
+            i += 1
+            continue
+        where = f"{path}:{i + 1}"
+        tag = TAG_RE.match(m.group("rest"))
+        if tag is None:
+            raise AssignError(f"{where}: a solution region needs a tag, e.g. "
+                              "'### BEGIN SOLUTION [lstm:cell_forward] (hint: ...)'")
+        hint, code_start = _read_hint(tag.group("rest"), lines, i + 1, where)
+        end = code_start
+        while end < len(lines) and not marker(END_RE, end):
+            if marker(BEGIN_RE, end):
+                raise AssignError(f"{path}:{end + 1}: solution regions cannot be nested (the one at {where} "
+                                  "is still open)")
+            end += 1
+        if end == len(lines):
+            raise AssignError(f"{where}: '### BEGIN SOLUTION' without a matching '### END SOLUTION'")
+        indent = m.group("indent")
+        code = [ln for ln in lines[code_start:end] if ln.strip()]
+        if not code:
+            raise AssignError(f"{where}: the solution region is empty")
+        shallowest = min(len(ln) - len(ln.lstrip()) for ln in code)
+        if shallowest != len(indent):
+            raise AssignError(f"{where}: the marker must be indented like the region's code "
+                              f"({shallowest} spaces), so the stub lands in the right block")
+        inside = [name for first, last, name in spans if first <= i <= last]
+        regions.append(Region(path, i, code_start, end, indent, tag.group("assignment"), tag.group("part"),
+                              hint, inside[-1] if inside else None))
+        i = end + 1
+    return regions
+
+
+def _literal(s: str) -> str:
+    """A Python string literal for s (JSON escapes are valid Python escapes)."""
+    return json.dumps(s, ensure_ascii=False)
+
+
+def stub_lines(region: Region) -> list:
+    """The lines that replace a region in the student version, indented like its marker."""
+    who = region.function or region.path
+    message = f"{who}: your code here [{region.key}]."
+    if region.hint:
+        message += f" Hint: {region.hint}"
+    chunks = textwrap.wrap(message, STUB_WIDTH, break_long_words=False, break_on_hyphens=False,
+                           drop_whitespace=False)
+    ind = region.indent
+    out = [f"{ind}# YOUR CODE HERE [{region.key}]", f"{ind}raise NotImplementedError("]
+    out += [f"{ind}    {_literal(chunk)}" for chunk in chunks]
+    out[-1] += ")"
+    return out
+
+
+def render(text: str, path: str, stub) -> str:
+    """The student's text of one file: regions for which ``stub(region)`` is true become stubs,
+    the others keep their code; every marker line goes."""
+    lines = text.splitlines()
+    out, pos = [], 0
+    for region in find_regions(text, path):
+        out += lines[pos:region.begin]
+        out += stub_lines(region) if stub(region) else lines[region.code_start:region.end]
+        pos = region.end + 1
+    out += lines[pos:]
+    return "\n".join(out) + ("\n" if text.endswith("\n") else "")
+
+
+# ---------------------------------------------------------------------------
+# Lessons: percent-format scripts -> notebooks
+# ---------------------------------------------------------------------------
+
+CELL_RE = re.compile(r"^# %%(?P<rest>.*)$")
+
+
+def _cell(kind: str, lines: list):
+    while lines and not lines[0].strip():
+        lines = lines[1:]
+    while lines and not lines[-1].strip():
+        lines = lines[:-1]
+    if not lines:
+        return None
+    if kind == "markdown":
+        lines = [ln[2:] if ln.startswith("# ") else ln[1:] if ln.startswith("#") else ln for ln in lines]
+    source = [ln + "\n" for ln in lines[:-1]] + [lines[-1]]
+    cell = {"cell_type": kind, "metadata": {}, "source": source}
+    if kind == "code":
+        cell.update(execution_count=None, outputs=[])
+    return cell
+
+
+def is_percent_script(text: str) -> bool:
+    return any(CELL_RE.match(line) for line in text.splitlines())
+
+
+def percent_to_notebook(text: str) -> dict:
+    """Convert a percent-format script (``# %%`` code cells, ``# %% [markdown]`` cells of
+    ``# ``-prefixed lines, an optional jupytext ``# ---`` header) to an nbformat-4 dict."""
+    lines = text.splitlines()
+    if lines and lines[0].strip() == "# ---":  # jupytext's YAML header: metadata, not content
+        for j in range(1, len(lines)):
+            if lines[j].strip() == "# ---":
+                lines = lines[j + 1:]
+                break
+    cells, kind, body = [], "code", []
+    for line in lines:
+        m = CELL_RE.match(line)
+        if m:
+            cells.append(_cell(kind, body))
+            rest = m.group("rest")
+            kind = "markdown" if ("[markdown]" in rest or "[md]" in rest) else "code"
+            body = []
+        else:
+            body.append(line)
+    cells.append(_cell(kind, body))
+    return {
+        "cells": [c for c in cells if c is not None],
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 4,
+    }
+
+
+def notebook_bytes(nb: dict) -> bytes:
+    """Deterministic serialisation (sorted keys, one-space indent, as Jupyter writes)."""
+    return (json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+# ---------------------------------------------------------------------------
+# The student version
+# ---------------------------------------------------------------------------
+
+def _walk(root: Path, skip_dirs=()):
+    """Files under root, sorted, without caches, compiled files or skipped folders."""
+    skip_dirs = {Path(d).resolve() for d in skip_dirs}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if any(part in SKIP_NAMES for part in rel.parts) or path.suffix in SKIP_SUFFIXES:
+            continue
+        if any(d == path.resolve() or d in path.resolve().parents for d in skip_dirs):
+            continue
+        if path.is_file():
+            yield path
+
+
+def _module_path(func_spec: str) -> str:
+    """``minilstm.ops.lstm:_cell_forward`` -> ``minilstm/ops/lstm.py``."""
+    return func_spec.split(":", 1)[0].replace(".", "/") + ".py"
+
+
+def collect_regions(source_root: Path = SOURCE_ROOT) -> list:
+    """Every solution region in the package and the lessons (for checks and for the guide)."""
+    regions = []
+    for base in ("minilstm", "lessons"):
+        root = source_root / base
+        if not root.is_dir():
+            continue
+        for path in _walk(root, skip_dirs=[root / "assignments"] if base == "minilstm" else ()):
+            if path.suffix == ".py":
+                rel = path.relative_to(source_root).as_posix()
+                regions += find_regions(path.read_text(encoding="utf-8"), rel)
+    return regions
+
+
+def check_regions(regions: list, assignments) -> None:
+    """Every tag names a known part; every package region sits in a function its part lists;
+    every part handed out has at least one region (or the handout would not be a task)."""
+    known = {part_key(a, p): p for a in ASSIGNMENTS.values() for p in a.parts}
+    for r in regions:
+        if r.key not in known:
+            raise AssignError(f"{r.where}: unknown part [{r.key}]; known parts: {', '.join(known)}")
+        if r.path.startswith("minilstm/"):
+            spec = r.path[:-3].replace("/", ".") + ":" + (r.function or "")
+            if spec not in known[r.key].functions:
+                raise AssignError(
+                    f"{r.where}: the region [{r.key}] is in {r.function or 'module level'}, which part "
+                    f"{r.key} does not list in minilstm/assignments/__init__.py (add {spec!r} to its functions; "
+                    "the grader swaps whole functions to test parts in isolation)")
+    have = {r.key for r in regions}
+    for a in assignments:
+        for p in a.parts:
+            if part_key(a, p) not in have:
+                raise AssignError(f"part {part_key(a, p)} has no solution region in the source: nothing to hand out")
+
+
+def _check_out_dir(out: Path, force: bool, source_root: Path) -> None:
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise AssignError(f"{out} exists and is not a folder")
+    if not any(out.iterdir()):
+        return
+    if not force:
+        raise AssignError(f"{out} is not empty; choose a new folder, or pass --force to replace its contents")
+    src = source_root.resolve()
+    if out == src or out in src.parents or (out / ".git").exists():
+        raise AssignError(f"refusing to empty {out}: it holds the reference source or a git repository")
+
+
+def _readme(assignments: list, solved: set) -> str:
+    """ASSIGNMENT.md: what to do, where, and for how many points."""
+    out = ["# " + " + ".join(a.title for a in assignments), "",
+           "Generated by `minilstm assign`; do not edit by hand (regenerate instead).", ""]
+    for a in assignments:
+        if len(assignments) > 1:
+            out += [f"## {a.title} (`{a.name}`, {a.max_points} points)", ""]
+        else:
+            out += [f"**{a.max_points} points.** Assignment name: `{a.name}`.", ""]
+        out += [a.summary, "", "| part | points | what | where |", "|---|---|---|---|"]
+        for p in a.parts:
+            where = ", ".join(f"`{f.split(':', 1)[1]}` ({_module_path(f)})" for f in p.functions)
+            done = " (given)" if part_key(a, p) in solved else ""
+            out.append(f"| `{p.name}`{done} | {p.points} | {p.title} | {where} |")
+        out.append("")
+    out += [
+        "## How to work", "",
+        "Every place to fill in raises `NotImplementedError` with a hint; the docstrings say what each "
+        "function takes and returns, with shapes. Search for `YOUR CODE HERE`:", "",
+        "```bash", "grep -rn 'YOUR CODE HERE' minilstm", "```", "",
+        "Install the package in editable mode and run the visible tests:", "",
+        "```bash",
+        "python3 -m venv .venv && . .venv/bin/activate && pip install -e . && pip install pytest",
+        "python -m pytest tests -q", "```", "",
+        "`minilstm gradcheck` compares your backward passes with finite differences; the lessons in "
+        "`lessons/` are notebooks (`pip install jupyter`, then `jupyter notebook lessons`).", "",
+        "## How it is graded", "",
+        "Each part earns its points when all of its tests pass: the visible tests in `tests/` plus hidden "
+        "ones with other shapes and edge cases. Each part is graded on its own: while a part's tests run, the "
+        "functions of the other parts are replaced by the course's reference versions, so a bug in one part "
+        "costs that part's points only (on your machine, the visible tests use your code throughout, so a "
+        "part may fail there because an earlier one is not done yet). The grade report names the function and, "
+        "for a gradient, which one is wrong and by how much.", "",
+    ]
+    return "\n".join(out)
+
+
+def build(assignments=None, solved=(), source_root: Path | str = SOURCE_ROOT) -> dict:
+    """The student version as {relative path: bytes}, without writing anything.
+
+    assignments: names to hand out (None: all of them, the whole course);
+    solved: part keys (``"lstm:step"``) or bare part names to leave filled in.
+    """
+    source_root = Path(source_root)
+    chosen = select(assignments)
+    names = {a.name for a in chosen}
+    solved = {s if ":" in s else _expand_part(s, chosen) for s in solved}
+    for key in solved:
+        a, _, p = key.partition(":")
+        if a not in ASSIGNMENTS:
+            raise AssignError(f"--solved {key}: unknown assignment {a!r}")
+        try:
+            ASSIGNMENTS[a].part(p)
+        except ValueError as exc:
+            raise AssignError(f"--solved {key}: {exc}") from None
+
+    regions = collect_regions(source_root)
+    check_regions(regions, chosen)
+
+    def stub(region):
+        return region.assignment in names and region.key not in solved
+
+    files = {}
+    package = source_root / "minilstm"
+    for path in _walk(package, skip_dirs=[package / "assignments" / "hidden"]):  # hidden tests stay home
+        rel = path.relative_to(source_root).as_posix()
+        if path.suffix == ".py":
+            text = render(path.read_text(encoding="utf-8"), rel, stub)
+            compile(text, rel, "exec")  # a stub must never break the syntax
+            files[rel] = text.encode("utf-8")
+        else:
+            files[rel] = path.read_bytes()
+
+    lessons = source_root / "lessons"
+    if lessons.is_dir():
+        for path in _walk(lessons, skip_dirs=[lessons / LESSON_OUTPUTS]):
+            rel = path.relative_to(source_root).as_posix()
+            if path.suffix == ".py":
+                text = render(path.read_text(encoding="utf-8"), rel, stub)
+                compile(text, rel, "exec")
+                if is_percent_script(text):
+                    files[rel[:-3] + ".ipynb"] = notebook_bytes(percent_to_notebook(text))
+                else:
+                    files[rel] = text.encode("utf-8")
+            else:
+                files[rel] = path.read_bytes()
+
+    for name in ROOT_FILES:
+        if (source_root / name).is_file():
+            files[name] = (source_root / name).read_bytes()
+
+    visible = package / "assignments" / "visible"
+    for name in ("conftest.py", "assignment_helpers.py"):
+        files[f"tests/{name}"] = (visible / name).read_bytes()
+    for a in chosen:
+        files[f"tests/test_{a.name}.py"] = (visible / f"test_{a.name}.py").read_bytes()
+
+    stubbed = sorted({r.key for r in regions if stub(r)})
+    files["ASSIGNMENT.md"] = _readme(chosen, solved).encode("utf-8")
+    meta = {
+        "assignments": [a.name for a in chosen],
+        "parts": {part_key(a, p): p.points for a in chosen for p in a.parts},
+        "solved": sorted(solved),
+        "stubbed": stubbed,
+        "generated_by": "minilstm assign (do not edit: regenerate instead)",
+    }
+    files["assignment.json"] = (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    return files
+
+
+def _expand_part(name: str, chosen: list) -> str:
+    hits = [part_key(a, p) for a in chosen for p in a.parts if p.name == name]
+    if len(hits) != 1:
+        raise AssignError(f"--solved {name}: name a part as assignment:part (parts: "
+                          f"{', '.join(part_key(a, p) for a in chosen for p in a.parts)})")
+    return hits[0]
+
+
+def write_student_version(out_dir, assignments=None, force=False, solved=(),
+                          source_root: Path | str = SOURCE_ROOT) -> list:
+    """Build the student version and write it to ``out_dir``. Returns the relative paths written.
+
+    Refuses a non-empty ``out_dir`` unless ``force`` (which empties it first, so no stale
+    file of an earlier handout survives).
+    """
+    files = build(assignments, solved, source_root)  # everything is checked before anything is written
+    out = Path(out_dir).resolve()
+    _check_out_dir(out, force, Path(source_root))
+    if out.exists():
+        for child in sorted(out.iterdir()):
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    for rel in sorted(files):
+        target = out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(files[rel])
+    return sorted(files)
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+
+def _cmd_assign(args) -> int:
+    if args.list:
+        for a in ASSIGNMENTS.values():
+            print(f"{a.name:<10} {a.max_points:>3} points  {a.title}")
+            for p in a.parts:
+                print(f"    {p.name:<18} {p.points:>3}  {p.title}")
+        return 0
+    if not args.out_dir:
+        print("minilstm assign: error: OUT_DIR is required (or --list)", file=sys.stderr)
+        return 2
+    try:
+        written = write_student_version(args.out_dir, args.assignment, args.force, args.solved or ())
+    except AssignError as exc:
+        print(f"minilstm assign: error: {exc}", file=sys.stderr)
+        return 1
+    chosen = select(args.assignment)
+    notebooks = sum(p.endswith(".ipynb") for p in written)
+    print(f"wrote {len(written)} files to {args.out_dir}: assignment "
+          f"{', '.join(a.name for a in chosen)} ({sum(a.max_points for a in chosen)} points), "
+          f"{notebooks} lesson notebooks, visible tests in tests/")
+    if notebooks == 0:
+        print("(no lessons found next to the package: the handout has no notebooks)")
+    print(f"grade it with: minilstm grade {args.out_dir}")
+    return 0
+
+
+def add_cli(subparsers) -> None:
+    """Register ``assign`` and ``grade`` on an argparse subparsers object (minilstm/cli.py calls this)."""
+    from .grade import add_grade_parser
+
+    names = ", ".join(ASSIGNMENTS)
+    a = subparsers.add_parser(
+        "assign", help="write the student version of an assignment (stubs, notebooks, visible tests)",
+        description="Write a student version of the course into OUT_DIR: the package with the solution regions "
+                    "of the chosen assignment replaced by `raise NotImplementedError(hint)`, the lessons as "
+                    "notebooks, the visible tests and ASSIGNMENT.md. Hidden tests are never copied. Running it "
+                    f"twice gives byte-identical files. Assignments: {names}.")
+    a.add_argument("out_dir", nargs="?", metavar="OUT_DIR", help="folder to write (must be empty or new)")
+    a.add_argument("--assignment", action="append", choices=list(ASSIGNMENTS), metavar="NAME",
+                   help=f"assignment to hand out ({names}); repeat for several; default: all of them")
+    a.add_argument("--force", action="store_true", help="empty a non-empty OUT_DIR first")
+    a.add_argument("--solved", action="append", metavar="PART",
+                   help="leave this part filled in (assignment:part); repeatable, e.g. to hand out a part as "
+                        "a worked example")
+    a.add_argument("--list", action="store_true", help="list the assignments and their parts, then exit")
+    a.set_defaults(func=_cmd_assign)
+    add_grade_parser(subparsers)
+
+
+__all__ = ["Region", "AssignError", "find_regions", "render", "stub_lines", "percent_to_notebook",
+           "collect_regions", "check_regions", "build", "write_student_version", "add_cli"]

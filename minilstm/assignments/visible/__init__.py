@@ -1,0 +1,1 @@
+"""Visible assignment tests: copied into every student version as ``tests/`` (see ../__init__.py)."""

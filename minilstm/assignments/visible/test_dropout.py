@@ -1,0 +1,163 @@
+"""Visible tests of the ``dropout`` assignment: the operator D, and where the model applies it.
+
+The paper's point (Zaremba et al. 2014, section 3.2): D goes on the
+non-recurrent connections only, ``dropout_mode="zaremba"``; the naive
+``"recurrent"`` placement also drops h_{t-1} at every step.
+"""
+
+import numpy as np
+import pytest
+from assignment_helpers import expect_close, expect_gradients, keep_mask, randn, rng
+
+import minilstm
+from minilstm import gradcheck
+from minilstm.ops import affine, dropout, embedding, lstm, softmax
+
+# ---------------------------------------------------------------------------- operator
+
+
+@pytest.mark.part("dropout:operator")
+def test_mask_values_and_keep_rate():
+    p = 0.3
+    mask = dropout.dropout_mask((200, 50), p, rng(0), np.float64)
+    values = np.unique(mask)
+    if not (len(values) == 2 and np.allclose(values, [0.0, 1.0 / (1 - p)])):
+        raise AssertionError(f"dropout_mask: the mask must hold only 0 and 1/(1-p) = {1 / (1 - p):.4f} "
+                             f"(inverted dropout), it holds {values[:5]}")
+    kept = float((mask > 0).mean())
+    if abs(kept - (1 - p)) > 0.02:  # 10,000 draws: the standard error is 0.005
+        raise AssertionError(f"dropout_mask: {kept:.3f} of the units are kept with p = {p}; expected about "
+                             f"1 - p = {1 - p} (p is the probability of *dropping* a unit)")
+    if mask.dtype != np.float64 or mask.shape != (200, 50):
+        raise AssertionError(f"dropout_mask: got dtype {mask.dtype} and shape {mask.shape}, "
+                             "expected the dtype and shape asked for")
+
+
+@pytest.mark.part("dropout:operator")
+def test_forward_applies_the_given_mask():
+    x = randn(rng(1), 3, 4, 5)
+    mask = keep_mask(1, x.shape)
+    out, cache = dropout.dropout_forward(x, 0.5, train=True, mask=mask)
+    expect_close("dropout_forward", "the output with a given mask (x * mask)", out, x * mask)
+    if cache.mask is not mask:
+        raise AssertionError("dropout_forward: cache.mask must be the mask that was used")
+
+
+@pytest.mark.part("dropout:operator")
+def test_forward_draws_a_mask_that_keeps_the_expectation():
+    x = np.ones((100, 20, 10))
+    out, cache = dropout.dropout_forward(x, 0.4, train=True, rng=rng(2))
+    if cache.mask is None or cache.mask.shape != x.shape:
+        raise AssertionError("dropout_forward: in training with p > 0 it must draw a mask of x's shape "
+                             "(with dropout_mask) and return it in the cache")
+    if abs(out.mean() - 1.0) > 0.02:  # 20,000 draws
+        raise AssertionError(f"dropout_forward: the mean of D(1) is {out.mean():.3f}, expected 1 (inverted "
+                             "dropout scales the kept units by 1/(1-p) so E[D(x)] = x)")
+
+
+@pytest.mark.part("dropout:operator")
+def test_evaluation_is_the_identity():
+    x = randn(rng(3), 4, 6)
+    out, cache = dropout.dropout_forward(x, 0.5, train=False, rng=rng(3))
+    expect_close("dropout_forward", "the output with train=False (D is the identity at test time)", out, x)
+    if cache.mask is not None:
+        raise AssertionError("dropout_forward: with train=False the cache's mask must be None")
+
+
+@pytest.mark.part("dropout:operator")
+def test_backward_against_finite_differences():
+    x = randn(rng(4), 3, 5)
+    mask = keep_mask(4, x.shape, p=0.3) * 1.0  # a float mask of 0 and 1/0.7
+
+    def fwd(x):
+        return dropout.dropout_forward(x, 0.3, train=True, mask=mask)
+
+    report = gradcheck.check_op(fwd, dropout.dropout_backward, {"x": x}, ["x"])
+    expect_gradients("dropout_backward", report)
+    dout = randn(rng(5), 3, 5)
+    expect_close("dropout_backward", "the gradient when no mask was used (identity)",
+                 dropout.dropout_backward(dout, dropout.DropoutCache(None)), dout)
+
+
+# ---------------------------------------------------------------------------- placement
+
+def small_model(mode, layers=2, seed=0):
+    return minilstm.LSTMLanguageModel(vocab_size=11, hidden_size=4, num_layers=layers, dropout=0.5,
+                                      dropout_mode=mode, init_scale=0.4, dtype="float64", seed=seed)
+
+
+def tokens_targets(seed=0, N=2, T=3, V=11):
+    r = rng(seed)
+    return r.integers(0, V, (N, T)), r.integers(0, V, (N, T))
+
+
+def loss_by_hand(model, tokens, targets, masks):
+    """The model's loss written out layer by layer, with the masks a forward pass used.
+
+    Zaremba placement: D (mask drop{l}) on every non-recurrent connection; recurrent
+    placement: the same, plus rec{l} multiplied into h_{t-1} inside layer l.
+    """
+    p, N = model.params, tokens.shape[0]
+    x, _ = embedding.embedding_forward(tokens, p["embed.W"])
+    zeros = np.zeros((N, model.H))
+    for layer in range(1, model.L + 1):
+        x = x * masks[f"drop{layer - 1}"]
+        x, _ = lstm.lstm_forward(x, zeros, p[f"lstm{layer}.Wx"], p[f"lstm{layer}.Wh"], p[f"lstm{layer}.b"],
+                                 c0=zeros, h_masks=masks.get(f"rec{layer}"))
+    x = x * masks[f"drop{model.L}"]
+    scores, _ = affine.affine_forward(x, p["out.W"], p["out.b"])
+    return softmax.softmax_cross_entropy_forward(scores, targets)[0]
+
+
+def check_masks(model, cache, N, T):
+    expected = model.mask_names()
+    if sorted(cache.masks) != sorted(expected):
+        raise AssertionError(
+            f"LSTMLanguageModel._body: in {model.dropout_mode!r} mode a training forward must use the masks "
+            f"{expected}, it used {sorted(cache.masks)} (see mask_names(): drop0 on the embedding, drop{{l}} on h "
+            f"of layer l{', rec{l} on h_{t-1} inside layer l' if model.dropout_mode == 'recurrent' else ''})")
+    for name, mask in cache.masks.items():
+        if tuple(mask.shape) != (N, T, model.H):
+            raise AssertionError(f"LSTMLanguageModel._body: mask {name} has shape {tuple(mask.shape)}, expected "
+                                 f"(N, T, H) = {(N, T, model.H)}: a fresh mask for every time step")
+
+
+@pytest.mark.part("dropout:placement")
+@pytest.mark.parametrize("mode", ["zaremba", "recurrent"])
+def test_forward_places_dropout(mode):
+    model = small_model(mode)
+    tokens, targets = tokens_targets(1)
+    loss, cache, _ = model.forward(tokens, targets, train=True, rng=minilstm.default_rng(7))
+    check_masks(model, cache, *tokens.shape)
+    for layer, lc in enumerate(cache.lstms, start=1):
+        if mode == "zaremba" and lc.h_masks is not None:
+            raise AssertionError(f"LSTMLanguageModel._body: layer {layer} dropped h_{{t-1}} in 'zaremba' mode; "
+                                 "the recurrent connection must never see D there (the paper's point)")
+        if mode == "recurrent" and lc.h_masks is None:
+            raise AssertionError(f"LSTMLanguageModel._body: layer {layer} got no h_masks in 'recurrent' mode; "
+                                 f"pass the rec{layer} mask to lstm_forward(..., h_masks=...)")
+    expect_close("LSTMLanguageModel._body", f"the training loss in {mode!r} mode (compared with the layers "
+                 "written out by hand using the same masks)", loss, loss_by_hand(model, tokens, targets, cache.masks))
+
+
+@pytest.mark.part("dropout:placement")
+@pytest.mark.parametrize("mode", ["zaremba", "recurrent"])
+def test_backward_through_dropout(mode):
+    model = small_model(mode, seed=1)
+    tokens, targets = tokens_targets(2)
+    report = gradcheck.check_model(model, tokens, targets, max_checks=12, seed=3)
+    expect_gradients("LSTMLanguageModel.backward", report,
+                     f"'{mode}' mode: every D of the forward pass needs its dropout_backward, in reverse order")
+
+
+@pytest.mark.part("dropout:placement")
+def test_no_dropout_in_evaluation():
+    model = small_model("zaremba")
+    tokens, targets = tokens_targets(3)
+    loss, cache, _ = model.forward(tokens, targets, train=False)
+    if cache.masks:
+        raise AssertionError(f"LSTMLanguageModel._body: train=False used masks {sorted(cache.masks)}; "
+                             "D is the identity at evaluation")
+    ones = {name: np.ones((2, 3, model.H)) for name in model.mask_names()}
+    expect_close("LSTMLanguageModel._body", "the evaluation loss (no dropout)", loss,
+                 loss_by_hand(model, tokens, targets, ones))

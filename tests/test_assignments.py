@@ -1,0 +1,346 @@
+"""Assignments: solution regions -> student version (``minilstm assign``) -> score (``minilstm grade``).
+
+The loop is proved end to end: the generated handouts fail every part, the
+reference passes every part, a handout with one part filled in earns exactly
+that part's points, and a typical bug costs the points of its part only, with
+a message naming the function. Every grading run is a pytest subprocess, so
+the scenarios are graded once, two at a time, in a module-scoped fixture.
+"""
+
+import argparse
+import ast
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from minilstm import assign, grade
+from minilstm.assignments import ASSIGNMENTS, all_parts, hidden_tests_available
+
+REPO = Path(__file__).resolve().parents[1]
+PARTS = all_parts()  # {"lstm:cell_forward": Part, ...}
+ALL_PARTS = list(PARTS)
+
+# Typical bugs: (id, file, correct line, buggy line, the part that must lose its points, words its message must
+# contain). Each run is one handout with every part filled in, then its bugs put in; bugs in different parts
+# share a run, since each part is graded in isolation (so the run also proves that isolation).
+BUG_RUNS = [
+    (None, [  # the whole course
+        ("assign-instead-of-add", "minilstm/ops/lstm.py", "dc = dc + dh * o * (1.0 - tanh_c * tanh_c)",
+         "dc = dh * o * (1.0 - tanh_c * tanh_c)", "lstm:cell_backward", ["_cell_backward", "dprev_c"]),
+        ("dropout-backward-forgotten", "minilstm/model.py", "dx = dropout_backward(dx, cache.drops[layer - 1])",
+         "dx = dx", "dropout:placement", ["LSTMLanguageModel.backward", "embed.W"]),
+        ("no-clipping", "minilstm/training.py", "gnorm = clip_global_norm_(grads, cfg.max_grad_norm)",
+         "gnorm = 0.0", "training:loop", ["train", "clip"]),
+        ("mean-not-sum", "minilstm/training.py", "nll += loss * x.shape[0]  # the loss", "nll += loss  # the loss",
+         "training:evaluate", ["evaluate", "multiply it by N"]),
+    ]),
+    (["lstm"], [
+        ("missing-gate-derivative", "minilstm/ops/lstm.py",
+         "xp.multiply(dh * tanh_c, o * (1.0 - o), out=dgates[:, 2 * H:3 * H])",
+         "xp.multiply(dh * tanh_c, 1.0, out=dgates[:, 2 * H:3 * H])", "lstm:cell_backward",
+         ["_cell_backward", "da_o"]),
+        ("no-recurrent-gradient", "minilstm/ops/lstm.py", "dh_t = dh[:, t] + dh_next", "dh_t = dh[:, t]",
+         "lstm:sequence_backward", ["lstm_backward", "Wh"]),
+    ]),
+]
+BUGS = {bug[0]: (k, bug) for k, (_, run) in enumerate(BUG_RUNS) for bug in run}
+SYNTAX_ERROR = ("syntax-error", "minilstm/ops/dropout.py", None, "def oops(:\n", None, None)  # the whole file
+
+# Handouts of the whole course with only these parts filled in (at most one per assignment): together they
+# cover every part, and each proves that a part is graded in isolation, across assignments too.
+ONE_PART_RUNS = [
+    ["lstm:cell_forward", "dropout:operator", "training:evaluate"],
+    ["lstm:cell_backward", "dropout:placement", "training:loop"],
+    ["lstm:step"], ["lstm:sequence_forward"], ["lstm:sequence_backward"],
+]
+
+
+def _scenarios():
+    """{id: (assignments, solved parts, bugs)} for every grading run of this module (None: the repository)."""
+    out = {"reference": None}  # the slowest runs first, so two workers finish together
+    for k, (names, bugs) in enumerate(BUG_RUNS):
+        out[f"bugs-{k}"] = (names, ALL_PARTS, bugs)
+    for k, solved in enumerate(ONE_PART_RUNS):
+        out[f"only-{k}"] = (None, solved, [])
+    for name in ASSIGNMENTS:
+        out[f"handout-{name}"] = ([name], [], [])
+    out["syntax-error"] = (["dropout"], [], [SYNTAX_ERROR])
+    return out
+
+
+def _make(root: Path, sid, spec):
+    if spec is None:
+        return REPO  # the reference grades itself
+    names, solved, bugs = spec
+    out = root / sid
+    assign.write_student_version(out, names, solved=[key for key in solved if names is None or
+                                                     key.split(":")[0] in names])
+    for bug_id, rel, good, bad, _, _ in bugs:
+        path = out / rel
+        text = path.read_text()
+        if good is None:  # replace the whole file
+            path.write_text(bad)
+            continue
+        assert text.count(good) == 1, f"the bug scenario {bug_id} no longer matches {rel}"
+        path.write_text(text.replace(good, bad))
+    return out
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """Every scenario graded once: {id: report}. Two subprocesses at a time."""
+    if not hidden_tests_available():
+        pytest.skip("the hidden tests are not installed next to minilstm/assignments")
+    root = tmp_path_factory.mktemp("handouts")
+    folders = {sid: _make(root, sid, spec) for sid, spec in _scenarios().items()}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {sid: pool.submit(grade.grade, folder) for sid, folder in folders.items()}
+        return {sid: f.result() for sid, f in futures.items()}
+
+
+def part_scores(report):
+    return {p["key"]: p["score"] for a in report["assignments"] for p in a["parts"]}
+
+
+# ----------------------------------------------------------------------------- the source
+
+
+def test_every_region_is_tagged_in_a_listed_function_and_every_part_has_one():
+    regions = assign.collect_regions(REPO)
+    assign.check_regions(regions, list(ASSIGNMENTS.values()))  # raises with file:line otherwise
+    assert {r.key for r in regions} == set(PARTS)
+    owner = {}
+    for key, part in PARTS.items():
+        for func in part.functions:
+            assert func not in owner, f"{func} is listed by {owner.get(func)} and {key}: isolation needs one owner"
+            owner[func] = key
+    assert all(r.hint for r in regions), "every region carries a hint"
+
+
+def test_markers_are_comments_only_so_the_reference_runs_unchanged():
+    for rel in sorted({r.path for r in assign.collect_regions(REPO)}):
+        text = (REPO / rel).read_text()
+        kept = assign.render(text, rel, stub=lambda r: False)  # every region filled in, markers dropped
+        assert "### BEGIN SOLUTION" not in kept and "### END SOLUTION" not in kept
+        assert ast.dump(ast.parse(kept)) == ast.dump(ast.parse(text)), rel
+
+
+# ----------------------------------------------------------------------------- the parser
+
+
+def test_region_parsing_hint_continuation_and_stub():
+    src = ("def f(x):\n"
+           "    \"\"\"Doc: shows a marker that is not one:\n"
+           "    ### BEGIN SOLUTION [a:b]\n"
+           "    \"\"\"\n"
+           "    y = 1  # shape note kept\n"
+           "    ### BEGIN SOLUTION [lstm:step] (hint: use g(x) (twice);\n"
+           "    ###     then return)\n"
+           "    z = g(x)\n"
+           "    return g(z)\n"
+           "    ### END SOLUTION\n")
+    (region,) = assign.find_regions(src, "m.py")
+    assert (region.key, region.function, region.hint) == ("lstm:step", "f", "use g(x) (twice); then return")
+    student = assign.render(src, "m.py", stub=lambda r: True)
+    assert "g(z)" not in student and "shape note kept" in student and "Doc: shows a marker" in student
+    namespace = {}
+    exec(compile(student, "m.py", "exec"), namespace)
+    with pytest.raises(NotImplementedError, match=r"f: your code here \[lstm:step\]\. Hint: use g\(x\) \(twice\)"):
+        namespace["f"](1)
+
+
+@pytest.mark.parametrize("src,error", [
+    ("x = 1\n# ### nothing\n### BEGIN SOLUTION [a:b]\nx = 2\n", "without a matching"),
+    ("### END SOLUTION\n", "without a BEGIN"),
+    ("### BEGIN SOLUTION\nx = 2\n### END SOLUTION\n", "needs a tag"),
+    ("### BEGIN SOLUTION [a:b]\n### BEGIN SOLUTION [a:c]\n### END SOLUTION\n", "nested"),
+    ("### BEGIN SOLUTION [a:b]\n\n### END SOLUTION\n", "empty"),
+    ("if x:\n### BEGIN SOLUTION [a:b]\n    y = 1\n### END SOLUTION\n", "indented like"),
+    ("### BEGIN SOLUTION [a:b] (hint: never closed\nx = 1\n### END SOLUTION\n", "never closes"),
+])
+def test_malformed_regions_are_reported_with_file_and_line(src, error):
+    with pytest.raises(assign.AssignError, match=error) as info:
+        assign.find_regions(src, "bad.py")
+    assert "bad.py:" in str(info.value)
+
+
+def test_percent_script_to_notebook():
+    nb = assign.percent_to_notebook("# ---\n# jupyter: x\n# ---\n\n# %% [markdown]\n# # Title\n#\n# text\n\n"
+                                    "# %%\nimport numpy as np\n\nx = 1\n")
+    assert nb["nbformat"] == 4 and [c["cell_type"] for c in nb["cells"]] == ["markdown", "code"]
+    assert nb["cells"][0]["source"] == ["# Title\n", "\n", "text"]
+    assert nb["cells"][1]["source"] == ["import numpy as np\n", "\n", "x = 1"]
+    assert nb["cells"][1]["outputs"] == [] and nb["cells"][1]["execution_count"] is None
+
+
+# ----------------------------------------------------------------------------- the student version
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """The whole course (every assignment stubbed), generated once."""
+    out = tmp_path_factory.mktemp("course") / "handout"
+    assign.write_student_version(out)
+    return out
+
+
+def test_generation_is_deterministic(course, tmp_path):
+    again = tmp_path / "again"
+    assign.write_student_version(again)
+    files = sorted(p.relative_to(course).as_posix() for p in course.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again).as_posix() for p in again.rglob("*") if p.is_file())
+    for rel in files:
+        assert (course / rel).read_bytes() == (again / rel).read_bytes(), rel
+    assign.write_student_version(again, force=True)  # regenerating in place: the same bytes again
+    assert all((course / rel).read_bytes() == (again / rel).read_bytes() for rel in files)
+
+
+def test_refuses_a_non_empty_folder_without_force(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(assign.AssignError, match="not empty.*--force"):
+        assign.write_student_version(tmp_path, ["lstm"])
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+    assign.write_student_version(tmp_path, ["lstm"], force=True)
+    assert not (tmp_path / "notes.txt").exists() and (tmp_path / "minilstm" / "__init__.py").exists()
+    with pytest.raises(assign.AssignError, match="refusing"):
+        assign.write_student_version(REPO, ["lstm"], force=True)
+
+
+def test_handout_contents(course):
+    files = {p.relative_to(course).as_posix() for p in course.rglob("*") if p.is_file()}
+    assert {"ASSIGNMENT.md", "assignment.json", "README.md", "setup.cfg", "tests/conftest.py",
+            "tests/assignment_helpers.py"} <= files
+    assert {f"tests/test_{name}.py" for name in ASSIGNMENTS} <= files
+    # hidden tests stay home; no marker or reference solution line survives
+    assert not any("hidden" in f for f in files)
+    assert not any(f.startswith("lessons/out/") or f.endswith("INSTRUCTORS.md") for f in files)
+    for f in files:
+        if f.endswith(".py"):  # (assign.py's docstring may *show* a marker: find_regions skips docstrings)
+            assert assign.find_regions((course / f).read_text(), f) == [], f
+        elif f.endswith(".ipynb"):
+            assert "### BEGIN SOLUTION" not in (course / f).read_text(), f
+    lstm_py = (course / "minilstm/ops/lstm.py").read_text()
+    assert "dc = dc + dh * o * (1.0 - tanh_c * tanh_c)" not in lstm_py
+    assert '"""Backward through the cell equations for one step.' in lstm_py  # docstrings stay
+    assert "Shapes: N batch, T time, D input size, H hidden size." in lstm_py
+    meta = json.loads((course / "assignment.json").read_text())
+    assert meta["assignments"] == list(ASSIGNMENTS) and set(meta["stubbed"]) == set(PARTS)
+    # the lesson scripts become notebooks (checked against the schema where nbformat is installed)
+    try:
+        import nbformat
+    except ImportError:
+        nbformat = None
+    for script in sorted((REPO / "lessons").glob("[0-9]*.py")):
+        path = course / "lessons" / (script.stem + ".ipynb")
+        nb = json.loads(path.read_text())
+        assert nb["nbformat"] == 4 and nb["cells"], script.name
+        assert f"lessons/{script.name}" not in files
+        if nbformat is not None:
+            nbformat.validate(nbformat.read(str(path), as_version=4))
+
+
+def test_handout_imports_and_stubs_raise_with_their_hints(course):
+    hints = {r.function: r.hint for r in assign.collect_regions(REPO) if r.key == "lstm:cell_forward"}
+    code = (
+        "import numpy as np, minilstm, minilstm.training, minilstm.cli, minilstm.model\n"
+        "print(minilstm.__file__)\n"
+        "from minilstm.ops import lstm\n"
+        "z = np.zeros((1, 1))\n"
+        "try:\n"
+        "    lstm._cell_forward(np.zeros((1, 4)), z, z.copy(), z.copy(), z.copy(), np)\n"
+        "except NotImplementedError as exc:\n"
+        "    print('STUB:', exc)\n")
+    env = {**os.environ, "PYTHONPATH": str(course), "PYTHONDONTWRITEBYTECODE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=course, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    first, stub = out.stdout.splitlines()[:2]
+    assert Path(first).resolve() == (course / "minilstm" / "__init__.py").resolve()
+    assert stub.startswith("STUB: _cell_forward: your code here [lstm:cell_forward]. Hint: ")
+    assert hints["_cell_forward"] in stub
+
+
+# ----------------------------------------------------------------------------- grading
+
+
+def test_the_reference_earns_every_point(graded):
+    report = graded["reference"]
+    assert report["errors"] == [] and report["hidden_tests"]
+    assert report["score"] == report["max_score"] == sum(a.max_points for a in ASSIGNMENTS.values())
+    for a in report["assignments"]:
+        for p in a["parts"]:
+            assert p["passed"] and p["tests"]["passed"] >= 2 and p["tests"]["failed"] == 0, p
+
+
+@pytest.mark.parametrize("name", list(ASSIGNMENTS))
+def test_a_fresh_handout_fails_every_part_with_its_hint(graded, name):
+    report = graded[f"handout-{name}"]
+    assert report["errors"] == [] and report["score"] == 0
+    for p in report["assignments"][0]["parts"]:
+        assert p["tests"]["failed"] > 0
+        assert any("your code here" in m and "Hint:" in m for m in p["messages"]), p["messages"]
+
+
+@pytest.mark.parametrize("k", range(len(ONE_PART_RUNS)), ids=["+".join(r) for r in ONE_PART_RUNS])
+def test_one_part_filled_in_earns_exactly_its_points(graded, k):
+    report = graded[f"only-{k}"]
+    solved = ONE_PART_RUNS[k]
+    assert report["errors"] == []
+    assert part_scores(report) == {key: PARTS[key].points if key in solved else 0 for key in PARTS}
+    assert report["score"] == sum(PARTS[key].points for key in solved)
+
+
+@pytest.mark.parametrize("bug_id", list(BUGS))
+def test_a_typical_bug_costs_its_part_only_and_names_the_function(graded, bug_id):
+    k, (_, _, _, _, part, words) = BUGS[bug_id]
+    report = graded[f"bugs-{k}"]
+    broken = {bug[4] for bug in BUG_RUNS[k][1]}
+    scores = part_scores(report)
+    assert scores == {key: 0 if key in broken else PARTS[key].points for key in scores}
+    (lost,) = [p for a in report["assignments"] for p in a["parts"] if p["key"] == part]
+    text = "\n".join(lost["messages"])
+    for word in words:
+        assert word in text, text
+    assert "your code here" not in text
+
+
+def test_grade_refuses_a_folder_without_the_package(tmp_path):
+    with pytest.raises(grade.GradeError, match="no minilstm package"):
+        grade.grade(tmp_path)
+
+
+def test_the_grading_subprocess_puts_the_students_folder_first(tmp_path):
+    env = grade._environment(tmp_path, Path("/student"))
+    entries = env["PYTHONPATH"].split(os.pathsep)
+    assert entries[0] == "/student"
+    assert str(REPO) not in entries  # an instructor's PYTHONPATH=REPO must not shadow the student's code
+
+
+def test_a_syntax_error_is_reported_not_crashed_on(graded):
+    report = graded["syntax-error"]
+    assert report["score"] == 0
+    assert any("SyntaxError" in e and "dropout.py" in e for e in report["errors"]), report["errors"]
+    for p in report["assignments"][0]["parts"]:
+        assert p["messages"] and p["messages"][0].startswith("not graded"), p
+
+
+def test_command_line_assign_then_grade_with_json_report(tmp_path, capsys):
+    parser = argparse.ArgumentParser(prog="minilstm")
+    assign.add_cli(parser.add_subparsers(dest="command"))
+    out = tmp_path / "handout"
+    args = parser.parse_args(["assign", str(out), "--assignment", "dropout", "--solved", "dropout:operator"])
+    assert args.func(args) == 0
+    assert parser.parse_args(["assign", str(out)]).func(parser.parse_args(["assign", str(out)])) == 1  # not empty
+    report_path = tmp_path / "report.json"
+    args = parser.parse_args(["grade", str(out), "--json", str(report_path)])
+    assert args.func(args) == 1  # points lost
+    printed = capsys.readouterr().out
+    assert "dropout: Dropout, and where the paper puts it" in printed and "15/15" in printed
+    report = json.loads(report_path.read_text())
+    assert report["schema"] == 1 and report["max_score"] == ASSIGNMENTS["dropout"].max_points
+    assert part_scores(report) == {"dropout:operator": 15, "dropout:placement": 0}
