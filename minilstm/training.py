@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,14 @@ class EvalResult:
     @property
     def cross_entropy(self):
         return self.nll / self.tokens
+
+
+def perplexity(nll, count):
+    """exp(nll / count), the perplexity; inf (not an OverflowError) for a diverged model."""
+    try:
+        return math.exp(nll / max(count, 1))
+    except OverflowError:
+        return math.inf
 
 
 def _eval_chunks(ids, batch_size, num_steps, xp):
@@ -80,7 +89,7 @@ def evaluate(model: LSTMLanguageModel, ids, batch_size=1, num_steps=20, progress
         loss, _, state = model.forward(x, y, state, train=False)
         nll += loss * x.shape[0]  # the loss is averaged over the N streams
         count += y.size
-    return EvalResult(math.exp(nll / count), nll, count)
+    return EvalResult(perplexity(nll, count), nll, count)
     ### END SOLUTION
 
 
@@ -107,7 +116,7 @@ def evaluate_ensemble(models, ids, batch_size=1, num_steps=20, progress=False):
         log_mean = top + xp.log(xp.exp(stacked - top).mean(axis=0))
         nll -= float(log_mean.sum())
         count += y.size
-    return EvalResult(math.exp(nll / count), nll, count)
+    return EvalResult(perplexity(nll, count), nll, count)
 
 
 def _progress(iterable, total, enabled, desc):
@@ -268,6 +277,7 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
                 gnorm = clip_global_norm_(grads, cfg.max_grad_norm)
                 sgd_step_(model.params, grads, lr)
                 ### END SOLUTION
+                _check_diverged(loss * x.shape[0] / y.size, gnorm)
                 prog.chunk += 1
                 prog.step += 1
                 prog.nll += loss * x.shape[0]
@@ -278,7 +288,7 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
                 if bar is not None:
                     elapsed = prog.time_s + time.perf_counter() - t0
                     bar.update(1)
-                    bar.set_postfix(ppl=f"{math.exp(prog.nll / prog.tokens):.1f}",
+                    bar.set_postfix(ppl=f"{perplexity(prog.nll, prog.tokens):.1f}",
                                     tok_s=f"{prog.tokens / max(elapsed, 1e-9):,.0f}", refresh=False)
                 if on_step is not None:
                     on_step({"epoch": prog.epoch, "chunk": prog.chunk, "step": prog.step, "loss": loss})
@@ -336,6 +346,19 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
     return result
 
 
+# Beyond this mean NLL per word (nats) even the perplexity overflows a float: the run has diverged.
+# (A uniform guess over V words costs log V, about 9.2 nats for PTB.)
+_MAX_NLL_PER_WORD = math.log(sys.float_info.max)
+
+
+def _check_diverged(nll_per_word, gnorm):
+    """Stop a run whose loss or gradient has blown up, before it wastes hours or overwrites a checkpoint."""
+    if not math.isfinite(gnorm):  # clipping cannot rescue an inf/NaN gradient
+        raise FloatingPointError(f"the gradient norm is {gnorm}")
+    if not nll_per_word < _MAX_NLL_PER_WORD:
+        raise FloatingPointError(f"the loss is {nll_per_word:.3g} nats per word")
+
+
 def _best(corpus):
     if getattr(corpus, "entropy", None):
         return {split: math.exp(h) for split, h in corpus.entropy.items()}
@@ -362,7 +385,7 @@ def _finish_epoch(model, corpus, cfg, prog, lr, progress):
     steps = max(prog.chunk, 1)
     return {
         "event": "epoch", "epoch": prog.epoch, "lr": lr,
-        "train_ppl": math.exp(prog.nll / max(prog.tokens, 1)), "valid_ppl": valid.perplexity,
+        "train_ppl": perplexity(prog.nll, prog.tokens), "valid_ppl": valid.perplexity,
         "grad_norm": prog.gnorm_sum / steps, "grad_norm_max": prog.gnorm_max,
         "clipped_frac": prog.clipped / steps,
         "tokens_per_s": prog.tokens / max(prog.time_s, 1e-9), "time_s": prog.time_s, "steps": prog.step,
