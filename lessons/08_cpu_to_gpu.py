@@ -1,0 +1,298 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% [markdown]
+# # Lesson 8: from CPU to GPU
+#
+# **What you will learn**
+#
+# * how minilstm runs the *same* code on NumPy (CPU) and CuPy (GPU): the
+#   `backend` module (`get_xp`, `get_array_module`, `to_device`, `to_host`);
+# * what changes when you move to the GPU, and what does not;
+# * what makes array code fast on a GPU, measured here on the CPU where the same
+#   effects exist on a smaller scale: the fixed cost of every operation (a kernel
+#   launch on a GPU), and why one big matrix product for the input projections of
+#   all `T` steps beats `T` small ones;
+# * if this machine has a GPU (`backend.gpu_available()`), the same model on
+#   both devices, compared number for number and timed.
+
+# %%
+import time
+
+import numpy as np
+
+from _lesson import QUICK, banner, pick, plt, save
+
+import minilstm as m
+from minilstm import backend
+
+banner("Lesson 8: CPU to GPU")
+HAS_GPU = backend.gpu_available()
+print("GPU available:", HAS_GPU, "" if HAS_GPU else "(CuPy missing or no CUDA device: GPU cells are skipped)")
+
+# %% [markdown]
+# ## One code, two array modules
+#
+# NumPy and CuPy have (almost) the same API: `cupy.tanh`, `cupy.matmul`,
+# `a.reshape`, `xp.empty_like`... So every op in minilstm starts with
+#
+# ```python
+# xp = get_array_module(x, Wx)     # numpy for NumPy arrays, cupy for CuPy arrays
+# ```
+#
+# and then writes `xp.tanh(...)`, `x @ Wx`, etc. The arrays decide where the
+# work happens. `get_xp(device)` gives the module for a device name, and
+# `to_device` / `to_host` copy arrays between host memory and GPU memory.
+
+# %%
+print("get_xp('cpu')                 ->", backend.get_xp("cpu").__name__)
+x = np.ones((2, 3))
+print("get_array_module(numpy array) ->", backend.get_array_module(x).__name__)
+print("get_array_module(1.0)         ->", backend.get_array_module(1.0).__name__, "(plain numbers: numpy)")
+print("to_device(x, 'cpu') is x      ->", backend.to_device(x, "cpu") is x, "(no copy when already there)")
+model_cpu = m.LSTMLanguageModel(50, 16, 2, seed=0, device="cpu")
+print("a model on the cpu: model.xp  ->", model_cpu.xp.__name__,
+      "; its parameters:", {type(p).__module__ for p in model_cpu.params.values()})
+assert backend.get_array_module(*model_cpu.params.values()) is np, "a CPU model's parameters are NumPy arrays"
+
+# %% [markdown]
+# ## What changes, and what does not
+#
+# Does **not** change:
+#
+# * the op code: `c = f * prev_c + i * g` is the same line on both devices;
+# * shapes, dtypes, the gate order, the math, the gradient check;
+# * results: equal up to floating-point rounding (summation order in a GPU
+#   matrix product differs from the CPU's).
+#
+# **Does** change:
+#
+# * where the arrays live. Mixing them is an error (CuPy refuses NumPy operands),
+#   so data is moved once (`xp.asarray(batch)`), not inside the loop;
+# * random numbers: `backend.default_rng(seed, xp)` makes a CuPy generator on the
+#   GPU, whose stream differs from NumPy's: same seed, different masks;
+# * synchronization: GPU calls are asynchronous. `float(loss)` or `to_host(a)`
+#   waits for the GPU to finish. One such sync per step is fine; one per
+#   time step ruins the speed;
+# * speed: float32 is much faster than float64 on most GPUs (train in float32;
+#   check gradients in float64, on either device).
+
+# %%
+if HAS_GPU:
+    import cupy
+
+    V, H, N, T = 200, 64, 8, 12
+    r = np.random.default_rng(0)
+    tok, tgt = r.integers(0, V, (N, T)), r.integers(0, V, (N, T))
+    cpu = m.LSTMLanguageModel(V, H, 2, dtype="float64", seed=0, device="cpu")
+    gpu = m.LSTMLanguageModel(V, H, 2, dtype="float64", seed=0, device="gpu")
+    gpu.params = backend.params_to(cpu.params, "gpu")          # the same weights on both
+    loss_c, cache_c, _ = cpu.forward(tok, tgt, train=False)
+    loss_g, cache_g, _ = gpu.forward(cupy.asarray(tok), cupy.asarray(tgt), train=False)
+    g_c, g_g = cpu.backward(cache_c), gpu.backward(cache_g)
+    worst = max(m.gradcheck.rel_error(g_c[k], backend.to_host(g_g[k])).max() for k in g_c)
+    print(f"loss cpu {loss_c:.12f}  gpu {loss_g:.12f}; worst gradient rel. difference {worst:.1e}")
+    assert abs(loss_c - loss_g) < 1e-9 * abs(loss_c) and worst < 1e-6, "CPU and GPU should agree"
+else:
+    print("No GPU here. On a machine with one, this cell builds the same float64 model on both devices\n"
+          "(gpu.params = backend.params_to(cpu.params, 'gpu')), runs forward and backward on each and\n"
+          "checks that loss and gradients agree to rounding.")
+
+# %% [markdown]
+# ## The fixed cost of an operation
+#
+# Every array operation pays a fixed cost before touching any data: Python and
+# NumPy dispatch on the CPU (around a microsecond), plus a **kernel launch** on
+# the GPU (several microseconds, and the GPU's thousands of cores sit idle while
+# the next launch is prepared). An operation on a small array is therefore all
+# overhead. Measure the time of one elementwise `tanh` as the array grows:
+
+# %%
+def best_time(fn, repeat=5, number=None):
+    """Best wall time of one call, in seconds (timeit-style: best of `repeat` batches)."""
+    if number is None:
+        t0 = time.perf_counter()
+        fn()
+        one = max(time.perf_counter() - t0, 1e-7)
+        number = max(1, min(2000, int(0.02 / one)))
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / number)
+    return best
+
+
+sizes = np.unique(np.logspace(1, pick(6, 7), pick(8, 13)).astype(int))
+per_call, per_elem = [], []
+for n in sizes:
+    a = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    out = np.empty_like(a)
+    t = best_time(lambda: np.tanh(a, out=out), repeat=pick(3, 5))
+    per_call.append(t)
+    per_elem.append(t / n)
+for n, t in zip(sizes[::3], per_call[::3]):
+    print(f"tanh on {n:>9,} floats: {t * 1e6:9.2f} us")
+
+# %% [markdown]
+# Below a few hundred elements the time hardly depends on the size: that is
+# the fixed cost, here under a microsecond; the dotted line is what the time
+# would be without it. An LSTM step with `N = 20`, `H = 200` works on
+# `(20, 800)` gate blocks, 16,000 numbers: on a CPU the work dominates. A GPU
+# is the opposite case: a kernel launch costs several microseconds, in which a
+# modern GPU could have processed millions of numbers, so a 16,000-number
+# operation is almost pure overhead there, and an LSTM step issues dozens of
+# them. That is why GPU implementations **fuse** the whole cell (the four
+# nonlinearities, `c = f*c + i*g`, `tanh(c)`, `h = o*tanh(c)`) into one kernel:
+# one launch instead of a dozen. minilstm keeps the cell as separate, readable
+# array operations (written in place to save memory traffic), which is the price
+# of clarity.
+#
+# ## One GEMM for all T input projections
+#
+# The input part of the pre-activations, `x_t Wx + b`, does not depend on the
+# recurrence, so all `T` steps can be done at once as one `(N*T, D) x (D, 4H)`
+# matrix product instead of `T` products of `(N, D) x (D, 4H)`. `lstm_forward`
+# does exactly that (lesson 1); only `h_{t-1} Wh` must stay inside the time
+# loop. Measure both ways for the `small` model's sizes:
+
+# %%
+N, D, H = 20, 200, 200
+Wx = np.random.default_rng(1).standard_normal((D, 4 * H)).astype(np.float32)
+T_values = [1, 2, 5, 10, 20, 35] + ([] if QUICK else [70, 140])
+t_loop, t_gemm = [], []
+for T in T_values:
+    xs = np.random.default_rng(2).standard_normal((N, T, D)).astype(np.float32)
+    out = np.empty((N, T, 4 * H), np.float32)
+
+    def per_step():
+        for t in range(T):
+            np.matmul(xs[:, t], Wx, out=out[:, t])
+
+    def one_gemm():
+        np.matmul(xs.reshape(N * T, D), Wx, out=out.reshape(N * T, 4 * H))
+
+    t_loop.append(best_time(per_step, repeat=pick(3, 7)))
+    t_gemm.append(best_time(one_gemm, repeat=pick(3, 7)))
+    assert np.allclose(out.reshape(N * T, 4 * H), xs.reshape(N * T, D) @ Wx, rtol=1e-4, atol=1e-3)
+for T, a, b in zip(T_values, t_loop, t_gemm):
+    print(f"T = {T:3d}: {T} GEMMs of ({N},{D})x({D},{4 * H}) {a * 1e3:7.3f} ms   one ({N * T},{D}) GEMM "
+          f"{b * 1e3:7.3f} ms   speed-up {a / b:4.1f}x")
+
+# %% [markdown]
+# **Check.** The two ways compute the same numbers (asserted above), and the
+# one big GEMM is not slower than the loop. How much faster depends on the BLAS
+# library and on how many cores are free: a big product keeps all cores and
+# vector units busy and reads `Wx` once instead of `T` times. On a GPU the gap
+# is much larger, because each of the `T` small products is a kernel launch that
+# leaves most of the GPU idle.
+
+# %%
+speedup_T20 = t_loop[T_values.index(20)] / t_gemm[T_values.index(20)]
+print(f"at T = 20: one GEMM is {speedup_T20:.1f}x the speed of 20 small ones")
+if not QUICK:  # timings of a few repetitions on a busy machine are too noisy to assert on in quick mode
+    assert speedup_T20 > 0.8, f"one GEMM should not lose to the per-step loop (speed-up {speedup_T20:.2f})"
+
+# %%
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6))
+ax1.loglog(sizes, np.array(per_call) * 1e6, "o-", label="time per call (measured)")
+ax1.loglog(sizes, sizes * per_elem[-1] * 1e6, ":", color="0.4", label="pure throughput (time proportional to size)")
+ax1.axvline(N * 4 * H, color="C3", ls="--", lw=1, label=f"one (N={N}, 4H={4 * H}) gate block")
+ax1.set_xlabel("array size (float32 elements)")
+ax1.set_ylabel("time of one np.tanh call (us)")
+ax1.set_title("A fixed cost per operation, then time grows with size")
+ax1.legend(fontsize=8)
+ax1.grid(alpha=0.3, which="both")
+ax2.plot(T_values, np.array(t_loop) * 1e3, "o-", color="C3", label=f"T products ({N},{D})x({D},{4 * H})")
+ax2.plot(T_values, np.array(t_gemm) * 1e3, "s-", color="C0", label=f"one product ({N}T,{D})x({D},{4 * H})")
+ax2.set_xlabel("number of time steps T")
+ax2.set_ylabel("time for all T input projections (ms)")
+ax2.set_title("Input projections x_t Wx: per step vs one GEMM (CPU)")
+ax2.legend(fontsize=8)
+ax2.grid(alpha=0.3)
+fig.tight_layout()
+save(fig, "08_overhead_and_gemm")
+
+# %% [markdown]
+# ## Where the time of a training step goes
+#
+# A last measurement on this machine: one training step (forward + backward) of
+# a 2-layer model, split into the part that grows with the vocabulary (the
+# softmax layer: an `(N*T, H) x (H, V)` product and its gradient) and the rest.
+# For PTB (`V = 10,000`) the output layer dominates on a CPU; on a GPU every
+# part gets faster, the big products most.
+
+# %%
+N, T, H = 20, 20, pick(64, 200)
+rows = []
+for V in pick([100, 1000], [100, 1000, 10000]):
+    model = m.LSTMLanguageModel(V, H, 2, seed=0)
+    r = np.random.default_rng(0)
+    tok, tgt = r.integers(0, V, (N, T)), r.integers(0, V, (N, T))
+
+    def step():
+        loss, cache, _ = model.forward(tok, tgt)
+        model.backward(cache)
+
+    t_step = best_time(step, repeat=pick(2, 3), number=pick(2, 5))
+    rows.append((V, t_step))
+    print(f"V = {V:6,}: one training step (N={N}, T={T}, H={H}) {t_step * 1e3:8.1f} ms  "
+          f"= {N * T / t_step:10,.0f} tokens/s")
+if not QUICK:
+    assert rows[-1][1] > rows[0][1], "a larger vocabulary should cost more time per step"
+
+# %% [markdown]
+# ## On a GPU
+#
+# With CuPy installed (`pip install -e ".[cuda12]"`), everything above runs on
+# the GPU by passing `device="gpu"` (or `--device gpu` on the command line, or
+# `MINILSTM_DEVICE=gpu`). The cell below times the same training step on both
+# devices when a GPU is present. Note the `synchronize()`: without it you would
+# time only the launches, not the work.
+
+# %%
+if HAS_GPU:
+    import cupy
+
+    V, H = 10000, 200
+    r = np.random.default_rng(0)
+    tok, tgt = r.integers(0, V, (N, T)), r.integers(0, V, (N, T))
+    for device in ("cpu", "gpu"):
+        model = m.LSTMLanguageModel(V, H, 2, seed=0, device=device)
+        xp = model.xp
+        tk, tg = xp.asarray(tok), xp.asarray(tgt)
+
+        def step():
+            loss, cache, _ = model.forward(tk, tg)
+            model.backward(cache)
+            if device == "gpu":
+                cupy.cuda.Device().synchronize()
+
+        step()                                                    # warm-up (kernel compilation)
+        t = best_time(step, repeat=3, number=3)
+        print(f"{device}: {t * 1e3:7.1f} ms per step, {N * T / t:10,.0f} tokens/s")
+else:
+    print("No GPU: skipping the CPU-vs-GPU timing. On a GPU, the arithmetic of a model this small\n"
+          "takes very little time; the step time is set mostly by the number of kernel launches\n"
+          "(dozens per time step) and by host-device synchronizations: the reason fused kernels\n"
+          "and larger batches matter there.")
+
+# %% [markdown]
+# ## Try this
+#
+# 1. Re-run the GEMM comparison with `N = 1` and with `N = 200`. When does the
+#    per-step loop lose the most?
+# 2. Time `lstm_forward` for `H = 32` and `H = 1024` with `T = 35`. Which share
+#    of the time is the recurrent `h_{t-1} Wh` product (it cannot be batched
+#    over time), and which the elementwise gate code?
+# 3. Set `OPENBLAS_NUM_THREADS=1` (before Python starts) and repeat the
+#    measurements. Which ones change, and why? (Small products are often *faster*
+#    on one thread: starting threads is another fixed cost.)
+# 4. On a GPU: time one step with `float64` and with `float32`. Compare the ratio
+#    with the CPU's.
