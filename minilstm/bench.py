@@ -58,7 +58,8 @@ def _batch(cfg, rng):
 
 def bench_train(cfg, repeats, rng):
     model = LSTMLanguageModel(VOCAB, cfg.hidden_size, cfg.num_layers, dropout=cfg.dropout,
-                              dropout_mode=cfg.dropout_mode, init_scale=cfg.init_scale, seed=0)
+                              dropout_mode=cfg.dropout_mode, init_scale=cfg.init_scale, seed=0,
+                              reuse_buffers=True)
     x, y = _batch(cfg, rng)
     state = [None]
 

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import default_rng, get_array_module, to_host
+from .ops.embedding import is_row_sparse
 
 DEFAULT_H = None  # per order: see _STEP
 DEFAULT_ORDER = 6
@@ -269,7 +270,7 @@ def check_model(model, tokens, targets, state=None, masks=None, names=None, seed
     rng = default_rng(seed, model.xp)
     _, cache, _ = model.forward(tokens, targets, state, train=True, rng=rng, masks=masks)
     masks = cache.masks  # the masks actually drawn: replay them
-    grads = model.backward(cache)
+    grads = {name: g.to_dense() if is_row_sparse(g) else g for name, g in model.backward(cache).items()}
 
     def f():
         return model.forward(tokens, targets, state, train=True, masks=masks)[0]

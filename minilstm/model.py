@@ -39,6 +39,7 @@ from .ops.dropout import dropout_backward, dropout_forward
 from .ops.embedding import embedding_backward, embedding_forward
 from .ops.lstm import lstm_backward, lstm_forward
 from .ops.softmax import log_softmax, softmax_cross_entropy_backward, softmax_cross_entropy_forward
+from .workspace import Workspace
 
 DROPOUT_MODES = ("none", "zaremba", "recurrent")
 
@@ -57,6 +58,7 @@ class ModelCache:
     affine: object
     softmax: object = None
     masks: dict = field(default_factory=dict)
+    generation: int = 0  # which training forward made it (checked when buffers are reused)
 
 
 class LSTMLanguageModel:
@@ -69,11 +71,19 @@ class LSTMLanguageModel:
       init_scale: weights start uniform in [-init_scale, init_scale], as in the paper;
       dtype: float32 to train, float64 to check gradients;
       device: ``"cpu"`` or ``"gpu"`` (default: ``$MINILSTM_DEVICE`` or cpu);
-      seed: seeds both the initial weights and the model's own dropout generator.
+      seed: seeds both the initial weights and the model's own dropout generator;
+      reuse_buffers: for training speed (the training loop turns it on), the
+        training forward writes its (N, T, V) scores, and backward the decoder's
+        gradient, into arrays reused at every step (minilstm/workspace.py), and
+        backward returns the embedding's gradient as a RowSparseGrad (only the
+        rows of the words in the batch). Then a cache can be backpropagated
+        once, before the next training forward, and the gradients returned are
+        overwritten by the next backward. Off by default: every forward and
+        backward returns fresh arrays, as a student would expect.
     """
 
     def __init__(self, vocab_size, hidden_size=200, num_layers=2, dropout=0.0, dropout_mode="zaremba",
-                 init_scale=0.1, dtype="float32", device=None, seed=0):
+                 init_scale=0.1, dtype="float32", device=None, seed=0, reuse_buffers=False):
         if dropout_mode not in DROPOUT_MODES:
             raise ValueError(f"dropout_mode must be one of {DROPOUT_MODES}, got {dropout_mode!r}")
         if not 0.0 <= dropout < 1.0:
@@ -93,6 +103,9 @@ class LSTMLanguageModel:
         self.params = self.init_params(default_rng(seed, self.xp))
         # The model's own generator for dropout masks, used when forward gets no rng.
         self.rng = default_rng(None if seed is None else seed + 1, self.xp)
+        self.reuse_buffers = bool(reuse_buffers)
+        self.workspace = Workspace()
+        self._generation = 0  # counts training forwards, so a stale cache is caught
 
     # ------------------------------------------------------------------ setup
     def param_shapes(self):
@@ -201,7 +214,10 @@ class LSTMLanguageModel:
         x, d = self._mask(f"drop{self.L}", x, train, rng, masks, used)  # D: before the softmax
         drops.append(d)
         ### END SOLUTION
-        scores, aff_cache = affine_forward(x, p["out.W"], p["out.b"])  # (N, T, V)
+        out = None
+        if train and self.reuse_buffers:
+            out = self.workspace.get("scores", (N, T, self.V), self.dtype, xp)
+        scores, aff_cache = affine_forward(x, p["out.W"], p["out.b"], out=out)  # (N, T, V)
         # The carried state is a copy: the next chunk's graph starts fresh (truncated BPTT).
         new_state = (xp.stack(h_final), xp.stack(c_final))
         cache = ModelCache(embed_cache, drops, lstms, aff_cache, masks=used)
@@ -218,7 +234,12 @@ class LSTMLanguageModel:
         """
         state = self._check_inputs(tokens, targets, state)
         scores, cache, new_state = self._body(tokens, state, train, rng, masks)
-        loss, cache.softmax = softmax_cross_entropy_forward(scores, targets)
+        if train:
+            self._generation += 1
+            cache.generation = self._generation
+        # With reused buffers, the scores become the probabilities in place (they are not needed again).
+        loss, cache.softmax = softmax_cross_entropy_forward(scores, targets,
+                                                            overwrite_scores=train and self.reuse_buffers)
         if not math.isfinite(loss):
             raise FloatingPointError(
                 f"the loss is {loss}: training diverged. Lower the learning rate or the clipping norm, "
@@ -233,10 +254,19 @@ class LSTMLanguageModel:
 
     # --------------------------------------------------------------- backward
     def backward(self, cache: ModelCache, dloss=1.0):
-        """Gradients of the loss with respect to every parameter, by name."""
+        """Gradients of the loss with respect to every parameter, by name.
+
+        Dense arrays of the parameters' shapes; with ``reuse_buffers``, the
+        embedding's is a RowSparseGrad (``.to_dense()`` for the full array).
+        """
         grads = {}
-        dscores = softmax_cross_entropy_backward(dloss, cache.softmax)
-        dx, grads["out.W"], grads["out.b"] = affine_backward(dscores, cache.affine)
+        reuse = self.reuse_buffers and cache.generation > 0
+        if reuse and cache.generation != self._generation:
+            raise RuntimeError("this cache's buffers were reused by a later training forward "
+                               "(reuse_buffers=True): call backward right after the forward that made the cache")
+        dscores = softmax_cross_entropy_backward(dloss, cache.softmax, overwrite_cache=reuse)
+        dW_out = self.workspace.get("d_out.W", (self.H, self.V), self.dtype, self.xp) if reuse else None
+        dx, grads["out.W"], grads["out.b"] = affine_backward(dscores, cache.affine, dW_out=dW_out)
         ### BEGIN SOLUTION [dropout:placement] (hint: back through the D that sits before the softmax
         ###     (cache.drops[self.L]))
         dx = dropout_backward(dx, cache.drops[self.L])
@@ -249,5 +279,5 @@ class LSTMLanguageModel:
             ###     (cache.drops[layer - 1]) before going down a layer)
             dx = dropout_backward(dx, cache.drops[layer - 1])
             ### END SOLUTION
-        grads["embed.W"] = embedding_backward(dx, cache.embed)
+        grads["embed.W"] = embedding_backward(dx, cache.embed, sparse=reuse)
         return {name: grads[name] for name in self.params}

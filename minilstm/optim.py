@@ -5,6 +5,10 @@ Clipping rescales *all* gradients together when their joint L2 norm exceeds
 This is what stops an occasional exploding gradient (lesson 4) from throwing
 the weights far away. It lives here, in the training step, and never inside a
 function under gradient check.
+
+A gradient is a dense array, or a :class:`~minilstm.ops.embedding.RowSparseGrad`
+(the embedding's, in training: only the rows of words in the batch); both
+functions below handle either.
 """
 
 from __future__ import annotations
@@ -12,12 +16,18 @@ from __future__ import annotations
 import math
 
 from .backend import get_array_module
+from .ops.embedding import is_row_sparse
+
+
+def _stored(g):
+    """The array that holds a gradient's non-zero entries (all of it, unless row-sparse)."""
+    return g.values if is_row_sparse(g) else g
 
 
 def global_norm(grads: dict) -> float:
     """sqrt(sum over every gradient array of sum(g^2))."""
     total = 0.0
-    for g in grads.values():
+    for g in map(_stored, grads.values()):  # a sparse gradient's other rows are zero: they add nothing
         xp = get_array_module(g)
         flat = g.reshape(-1)
         total += float(xp.dot(flat, flat))  # one BLAS call, no temporary
@@ -29,7 +39,7 @@ def clip_global_norm_(grads: dict, max_norm: float) -> float:
     norm = global_norm(grads)
     if norm > max_norm:
         scale = max_norm / norm
-        for g in grads.values():
+        for g in map(_stored, grads.values()):
             g *= scale
     return norm
 
@@ -38,5 +48,9 @@ def sgd_step_(params: dict, grads: dict, lr: float) -> None:
     """params[name] -= lr * grads[name], in place."""
     for name, p in params.items():
         g = grads[name]
+        if is_row_sparse(g):  # rows are distinct, so plain indexing updates each once
+            g.values *= lr
+            p[g.rows] -= g.values
+            continue
         g *= lr  # the gradient buffer is ours to overwrite: saves a temporary
         p -= g

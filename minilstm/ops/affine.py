@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..backend import get_array_module
 from ..checks import check_float, check_shape
 
 
@@ -20,8 +21,12 @@ class AffineCache:
     W: object
 
 
-def affine_forward(x, W, b):
-    """out (..., M) = x (..., D) @ W (D, M) + b (M,).  Returns (out, cache)."""
+def affine_forward(x, W, b, out=None):
+    """out (..., M) = x (..., D) @ W (D, M) + b (M,).  Returns (out, cache).
+
+    ``out``, optional: an array of the output's shape to write into (the
+    training loop passes a reused buffer, see minilstm/workspace.py).
+    """
     check_float("W", W)
     if W.ndim != 2:
         check_shape("W", W, ("D", "M"), "(D, M)")
@@ -31,18 +36,31 @@ def affine_forward(x, W, b):
         raise ValueError(f"x must have shape (..., D) with D = {D}, got {tuple(x.shape)}")
     check_float("b", b, like=W)
     check_shape("b", b, (M,), "(M,)")
-    out = (x.reshape(-1, D) @ W).reshape(*x.shape[:-1], M)
+    shape = (*x.shape[:-1], M)
+    if out is None:
+        out = (x.reshape(-1, D) @ W).reshape(shape)
+    else:
+        check_shape("out", out, shape, "(..., M)")
+        xp = get_array_module(out)
+        xp.matmul(x.reshape(-1, D), W, out=out.reshape(-1, M))
     out += b
     return out, AffineCache(x, W)
 
 
-def affine_backward(dout, cache: AffineCache):
-    """Inputs dout (..., M).  Returns (dx (..., D), dW (D, M), db (M,))."""
+def affine_backward(dout, cache: AffineCache, dW_out=None):
+    """Inputs dout (..., M).  Returns (dx (..., D), dW (D, M), db (M,)).
+
+    ``dW_out``, optional: a (D, M) array to write dW into (a reused buffer).
+    """
     x, W = cache.x, cache.W
     D, M = W.shape
     check_shape("dout", dout, (*x.shape[:-1], M), "(..., M)")
     d2 = dout.reshape(-1, M)
     dx = (d2 @ W.T).reshape(x.shape)
-    dW = x.reshape(-1, D).T @ d2
+    if dW_out is None:
+        dW = x.reshape(-1, D).T @ d2
+    else:
+        check_shape("dW_out", dW_out, (D, M), "(D, M)")
+        dW = get_array_module(d2).matmul(x.reshape(-1, D).T, d2, out=dW_out)
     db = d2.sum(axis=0)
     return dx, dW, db

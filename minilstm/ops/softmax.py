@@ -43,10 +43,13 @@ def log_softmax(scores, xp=None):
     return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def softmax_cross_entropy_forward(scores, y, normalizer=None):
+def softmax_cross_entropy_forward(scores, y, normalizer=None, overwrite_scores=False):
     """Inputs: scores (N, T, V) (or (M, V)), y (N, T) (or (M,)) target ids.
 
     ``normalizer`` defaults to N (the batch size), see the module docstring.
+    ``overwrite_scores``: turn ``scores`` into the probabilities in place
+    instead of allocating a copy (the training loop does: the scores are not
+    needed again, and a (N*T, V) array is the largest of the whole step).
     Returns (loss, cache), loss a Python float.
     """
     xp = get_array_module(scores)
@@ -55,25 +58,39 @@ def softmax_cross_entropy_forward(scores, y, normalizer=None):
     check_tokens("y", y, V, shape=scores.shape[:-1], names="(scores.shape[:-1])")
     if normalizer is None:
         normalizer = scores.shape[0]
-    s = scores.reshape(-1, V)
+    probs = scores.reshape(-1, V) if overwrite_scores else scores.reshape(-1, V).copy()  # (M, V)
     yy = y.reshape(-1)
-    rows = xp.arange(s.shape[0])
-    # probs = exp(s - max) / sum(exp(s - max)), computed in place on one copy.
-    top = s.max(axis=1, keepdims=True)  # (M, 1)
-    probs = s - top
+    rows = xp.arange(probs.shape[0])
+    # probs = exp(s - max) / sum(exp(s - max)): subtracting the row maximum
+    # keeps exp() from overflowing and does not change the softmax.
+    top = probs.max(axis=1, keepdims=True)  # (M, 1)
+    probs -= top
+    picked = probs[rows, yy]  # s[y] - max, kept before exp() overwrites it
     xp.exp(probs, out=probs)
-    total = probs.sum(axis=1, keepdims=True)
+    total = probs.sum(axis=1, keepdims=True)  # (M, 1)
     probs /= total
     # -log p[y] = log(sum exp(s - max)) - (s[y] - max), without taking log of a tiny p.
-    nll = xp.log(total[:, 0]) - (s[rows, yy] - top[:, 0])
+    nll = xp.log(total[:, 0]) - picked
     loss = float(nll.sum()) / normalizer
     return loss, SoftmaxCache(probs, yy, normalizer, tuple(scores.shape))
 
 
-def softmax_cross_entropy_backward(dloss, cache: SoftmaxCache):
-    """d loss / d scores = (softmax(s) - onehot(y)) * dloss / normalizer.  Returns (N, T, V)."""
+def softmax_cross_entropy_backward(dloss, cache: SoftmaxCache, overwrite_cache=False):
+    """d loss / d scores = (softmax(s) - onehot(y)) * dloss / normalizer.  Returns (N, T, V).
+
+    ``overwrite_cache``: build the gradient in the cache's probability array
+    instead of a new one (the training loop does). The cache is then used up:
+    a second backward through it raises an error instead of a wrong answer.
+    """
+    if cache.probs is None:
+        raise RuntimeError("this softmax cache was already used by a backward pass that overwrote it; "
+                           "run the forward pass again")
     xp = get_array_module(cache.probs)
     scale = dloss / cache.normalizer
-    dscores = cache.probs * scale
+    if overwrite_cache:
+        dscores, cache.probs = cache.probs, None
+        dscores *= scale
+    else:
+        dscores = cache.probs * scale
     dscores[xp.arange(cache.y.shape[0]), cache.y] -= scale
     return dscores.reshape(cache.scores_shape)
