@@ -153,3 +153,46 @@ def scatter_add(target, indices, values):
 
         cupyx.scatter_add(target, indices, values)
     return target
+
+
+# ----------------------------------------------------------------------------
+# Two cores for the elementwise work of big arrays
+# ----------------------------------------------------------------------------
+
+# Below this many elements a thread pool costs more than it saves.
+PARALLEL_MIN_SIZE = 1 << 18
+_pool = None
+
+
+def num_threads() -> int:
+    """Threads for elementwise work: $MINILSTM_NUM_THREADS, else the cores this process may use."""
+    env = os.environ.get("MINILSTM_NUM_THREADS", "").strip()
+    if env:
+        return max(1, int(env))
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def parallel_rows(fn, *arrays):
+    """Call ``fn(*blocks)`` on row blocks of ``arrays`` (all with the same first axis), in threads.
+
+    Why: NumPy's matrix products use every core (BLAS), but its elementwise
+    functions (exp, +, *, max, sum) use one. They release the GIL, though, so
+    a few Python threads each working on their own block of rows keep all the
+    cores busy: the softmax over a (400, 10000) block of scores takes half the
+    time on two cores. ``fn`` must only touch its own rows. On CuPy, or for
+    small arrays, it is just ``fn(*arrays)``: the GPU is parallel already.
+    """
+    global _pool
+    first = arrays[0]
+    n = num_threads()
+    if n == 1 or is_gpu_array(first) or first.size < PARALLEL_MIN_SIZE or len(first) < 2 * n:
+        fn(*arrays)
+        return
+    if _pool is None or _pool._max_workers != n:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="minilstm")
+    bounds = np.linspace(0, len(first), n + 1).astype(int)
+    futures = [_pool.submit(fn, *(a[lo:hi] for a in arrays)) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    for f in futures:
+        f.result()  # re-raises an error from a worker here

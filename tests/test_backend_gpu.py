@@ -113,3 +113,93 @@ def test_gpu_gradcheck_lstm(rng):
     inputs = {k: cupy.asarray(v) for k, v in inputs.items()}
     report = gc.check_op(m.lstm_forward, m.lstm_backward, inputs, ["x", "h0", "Wx", "Wh", "b", "c0"])
     assert report.passed, str(report)
+
+
+@gpu
+@needs_gpu
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_fused_kernels_match_the_numpy_functions(rng, dtype):
+    """Each CuPy kernel of ops/cuda_kernels.py against the NumPy function it replaces."""
+    import cupy
+
+    from minilstm.ops import cuda_kernels, lstm, softmax
+
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == "float64" else dict(rtol=2e-5, atol=1e-6)
+    N, T, H, V = 3, 4, 5, 17
+    pre = (rng.standard_normal((N, T, 4 * H)) * 3).astype(dtype)  # a strided (N, 4H) view per step, as in BPTT
+    a_np, a_gpu = pre.copy(), cupy.asarray(pre)
+    lstm._activate_gates_(a_np[:, 1], H, np)
+    cuda_kernels.activate_gates_(a_gpu[:, 1])
+    np.testing.assert_allclose(a_gpu.get(), a_np, **tol)
+
+    gates = a_np[:, 1]
+    prev_c = rng.standard_normal((N, H)).astype(dtype)
+    outs_np = [np.empty((N, H), dtype) for _ in range(3)]
+    outs_gpu = [cupy.empty((N, H), dtype) for _ in range(3)]
+    lstm._cell_forward(gates, prev_c, *outs_np, np)
+    cuda_kernels.cell_forward(cupy.asarray(gates), cupy.asarray(prev_c), *outs_gpu)
+    for got, want in zip(outs_gpu, outs_np):
+        np.testing.assert_allclose(got.get(), want, **tol)
+
+    dh, dc = (rng.standard_normal((N, H)).astype(dtype) for _ in range(2))
+    tanh_c = outs_np[1]
+    dg_np, dg_gpu = np.empty((N, 4 * H), dtype), cupy.empty((N, 4 * H), dtype)
+    dprev_np = lstm._cell_backward(dh, dc, gates, prev_c, tanh_c, dg_np, np)
+    dprev_gpu = cuda_kernels.cell_backward(*(cupy.asarray(v) for v in (dh, dc, gates, prev_c, tanh_c)), dg_gpu)
+    np.testing.assert_allclose(dg_gpu.get(), dg_np, **tol)
+    np.testing.assert_allclose(dprev_gpu.get(), dprev_np, **tol)
+
+    scores = (rng.standard_normal((N * T, V)) * 4).astype(dtype)
+    y = rng.integers(0, V, N * T)
+    loss_np, c_np = softmax.softmax_cross_entropy_forward(scores, y)
+    loss_gpu, c_gpu = softmax.softmax_cross_entropy_forward(cupy.asarray(scores), cupy.asarray(y))
+    assert loss_gpu == pytest.approx(loss_np, rel=tol["rtol"])
+    np.testing.assert_allclose(c_gpu.probs.get(), c_np.probs, **tol)
+    d_np = softmax.softmax_cross_entropy_backward(0.7, c_np)
+    d_gpu = softmax.softmax_cross_entropy_backward(0.7, c_gpu, overwrite_cache=True)
+    np.testing.assert_allclose(d_gpu.get(), d_np, **tol)
+
+
+@gpu
+@needs_gpu
+def test_gpu_training_fast_path_matches_numpy(rng):
+    """reuse_buffers (the training loop's setting) on CuPy: same loss, same update as NumPy."""
+    import cupy
+
+    from minilstm.optim import clip_global_norm_, sgd_step_
+
+    V, H, L, N, T = 29, 6, 2, 4, 5
+    kw = dict(dropout=0.3, dtype="float64", seed=2, reuse_buffers=True)
+    cpu = m.LSTMLanguageModel(V, H, L, **kw)
+    dev = m.LSTMLanguageModel(V, H, L, device="gpu", **kw)
+    dev.params = backend.params_to(cpu.params, "gpu")
+    tokens, targets = rng.integers(0, 6, (N, T)), rng.integers(0, V, (N, T))  # repeated tokens on purpose
+    masks = cpu.forward(tokens, targets)[1].masks
+    for _ in range(2):
+        loss_c, cache_c, _ = cpu.forward(tokens, targets, masks=masks)
+        loss_g, cache_g, _ = dev.forward(cupy.asarray(tokens), cupy.asarray(targets),
+                                         masks=backend.params_to(masks, "gpu"))
+        assert loss_g == pytest.approx(loss_c, rel=1e-10)
+        gcpu, ggpu = cpu.backward(cache_c), dev.backward(cache_g)
+        assert clip_global_norm_(ggpu, 0.5) == pytest.approx(clip_global_norm_(gcpu, 0.5), rel=1e-10)
+        sgd_step_(cpu.params, gcpu, 0.5)
+        sgd_step_(dev.params, ggpu, 0.5)
+        for name in cpu.params:
+            np.testing.assert_allclose(dev.params[name].get(), cpu.params[name], rtol=1e-10, atol=1e-12)
+
+
+def test_parallel_rows_gives_the_same_bits_as_one_thread(monkeypatch, rng):
+    """The softmax split over threads (row blocks) is bit-identical to the one-thread computation."""
+    scores = (rng.standard_normal((300, 2000)) * 3).astype(np.float32)  # above PARALLEL_MIN_SIZE
+    y = rng.integers(0, 2000, 300)
+    monkeypatch.setenv("MINILSTM_NUM_THREADS", "2")
+    assert scores.size >= backend.PARALLEL_MIN_SIZE
+    loss2, c2 = m.softmax_cross_entropy_forward(scores, y)
+    monkeypatch.setenv("MINILSTM_NUM_THREADS", "1")
+    loss1, c1 = m.softmax_cross_entropy_forward(scores, y)
+    assert loss1 == loss2
+    np.testing.assert_array_equal(c1.probs, c2.probs)
+    calls = []
+    monkeypatch.setenv("MINILSTM_NUM_THREADS", "3")
+    backend.parallel_rows(lambda a: calls.append(a.shape), np.zeros((9, 1 << 16)))
+    assert sorted(calls) == [(3, 1 << 16)] * 3  # three blocks of rows, one per thread

@@ -23,8 +23,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..backend import get_array_module
 from ..checks import check_finite, check_float, check_shape
+from . import cuda_kernels
 
 
 # ----------------------------------------------------------------------------
@@ -46,6 +49,8 @@ def _sigmoid_(a, xp):
 
 def _activate_gates_(a, H, xp):
     """Turn pre-activations a (N, 4H) into gates [i, f, o, g] in place."""
+    if xp is not np:  # CuPy: the same arithmetic as one fused kernel launch (ops/cuda_kernels.py)
+        return cuda_kernels.activate_gates_(a)
     _sigmoid_(a[:, : 3 * H], xp)  # i, f, o squashed to (0, 1)
     xp.tanh(a[:, 3 * H:], out=a[:, 3 * H:])  # g squashed to (-1, 1)
     return a
@@ -53,6 +58,8 @@ def _activate_gates_(a, H, xp):
 
 def _cell_forward(gates, prev_c, next_c, tanh_c, next_h, xp):
     """c = f * c_prev + i * g;  h = o * tanh(c).  Writes into next_c, tanh_c, next_h (N, H)."""
+    if xp is not np:  # CuPy: the same lines as one fused kernel launch (ops/cuda_kernels.py)
+        return cuda_kernels.cell_forward(gates, prev_c, next_c, tanh_c, next_h)
     H = prev_c.shape[1]
     i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
     ### BEGIN SOLUTION [lstm:cell_forward] (hint: c = f * prev_c + i * g; h = o * tanh(c). Write into next_c,
@@ -71,6 +78,8 @@ def _cell_backward(dh, dc, gates, prev_c, tanh_c, dgates, xp):
     (N, 4H), prev_c and tanh_c (N, H). Writes the pre-activation gradient
     da (N, 4H) into ``dgates`` and returns dprev_c (N, H).
     """
+    if xp is not np:  # CuPy: the same lines as one fused kernel launch (ops/cuda_kernels.py)
+        return cuda_kernels.cell_backward(dh, dc, gates, prev_c, tanh_c, dgates)
     H = prev_c.shape[1]
     i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
     ### BEGIN SOLUTION [lstm:cell_backward] (hint: c_t reaches the loss directly (dc) and through h = o *

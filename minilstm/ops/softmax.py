@@ -18,7 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..backend import get_array_module
+import numpy as np
+
+from ..backend import get_array_module, parallel_rows
+from . import cuda_kernels
 from ..checks import check_float, check_tokens
 
 
@@ -43,6 +46,23 @@ def log_softmax(scores, xp=None):
     return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+def _softmax_rows_(probs, y, nll):
+    """For a block of rows: scores probs (m, V) become probabilities in place; nll (m,) = -log p[y]."""
+    xp = get_array_module(probs)
+    if xp is not np:  # CuPy: the same steps with the elementwise ones fused (ops/cuda_kernels.py)
+        return cuda_kernels.softmax_rows_(probs, y, nll)
+    # probs = exp(s - max) / sum(exp(s - max)): subtracting the row maximum
+    # keeps exp() from overflowing and does not change the softmax.
+    top = probs.max(axis=1, keepdims=True)  # (m, 1)
+    probs -= top
+    picked = probs[xp.arange(probs.shape[0]), y]  # s[y] - max, kept before exp() overwrites it
+    xp.exp(probs, out=probs)
+    total = probs.sum(axis=1, keepdims=True)  # (m, 1)
+    probs /= total
+    # -log p[y] = log(sum exp(s - max)) - (s[y] - max), without taking log of a tiny p.
+    xp.subtract(xp.log(total[:, 0]), picked, out=nll)
+
+
 def softmax_cross_entropy_forward(scores, y, normalizer=None, overwrite_scores=False):
     """Inputs: scores (N, T, V) (or (M, V)), y (N, T) (or (M,)) target ids.
 
@@ -60,17 +80,8 @@ def softmax_cross_entropy_forward(scores, y, normalizer=None, overwrite_scores=F
         normalizer = scores.shape[0]
     probs = scores.reshape(-1, V) if overwrite_scores else scores.reshape(-1, V).copy()  # (M, V)
     yy = y.reshape(-1)
-    rows = xp.arange(probs.shape[0])
-    # probs = exp(s - max) / sum(exp(s - max)): subtracting the row maximum
-    # keeps exp() from overflowing and does not change the softmax.
-    top = probs.max(axis=1, keepdims=True)  # (M, 1)
-    probs -= top
-    picked = probs[rows, yy]  # s[y] - max, kept before exp() overwrites it
-    xp.exp(probs, out=probs)
-    total = probs.sum(axis=1, keepdims=True)  # (M, 1)
-    probs /= total
-    # -log p[y] = log(sum exp(s - max)) - (s[y] - max), without taking log of a tiny p.
-    nll = xp.log(total[:, 0]) - picked
+    nll = xp.empty(probs.shape[0], dtype=probs.dtype)  # (M,): -log p[y] of every row
+    parallel_rows(_softmax_rows_, probs, yy, nll)  # the rows are independent: split them over the cores
     loss = float(nll.sum()) / normalizer
     return loss, SoftmaxCache(probs, yy, normalizer, tuple(scores.shape))
 
@@ -89,8 +100,11 @@ def softmax_cross_entropy_backward(dloss, cache: SoftmaxCache, overwrite_cache=F
     scale = dloss / cache.normalizer
     if overwrite_cache:
         dscores, cache.probs = cache.probs, None
-        dscores *= scale
     else:
-        dscores = cache.probs * scale
-    dscores[xp.arange(cache.y.shape[0]), cache.y] -= scale
+        dscores = cache.probs.copy()
+    if xp is not np:  # CuPy: one fused kernel (ops/cuda_kernels.py)
+        cuda_kernels.softmax_grad_(dscores, cache.y, scale)
+    else:
+        dscores *= scale
+        dscores[xp.arange(cache.y.shape[0]), cache.y] -= scale
     return dscores.reshape(cache.scores_shape)
