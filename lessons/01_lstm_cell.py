@@ -308,7 +308,8 @@ save(fig, "01_gate_heatmaps")
 #    How fast does the stored value leak away? (`f ** steps` tells you.)
 # 2. Set `b_mem[2] = +S` (output gate always open). What does `h` look like now?
 # 3. Give the memory cell a recurrent weight, e.g. `Wh_mem[0, 3] = 1.0` (h feeds g).
-#    Why does nothing change while the read gate is closed?
+#    Why does nothing change while the read gate is closed, and almost nothing
+#    even at the reads? (Look at `i` there.)
 # 4. Write a two-unit register that can store two values independently
 #    (hint: two write channels, `Wx` of shape `(4, 8)`).
 # 5. Time `lstm_forward` against your step loop for `T = 200, H = 256`: which is

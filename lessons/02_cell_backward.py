@@ -285,8 +285,9 @@ save(fig, "02_backward_check")
 # ## Try this
 #
 # 1. Delete the `dc +` in `dc_total` (forget that `c` also feeds the next step)
-#    and run `check_op` on your backward. Which inputs fail, and which still pass?
-#    Why is `dx` wrong although `x` never touches `c_prev`?
+#    and run `check_op` on your backward. Which inputs fail? Why does even `dx`
+#    fail, although the mistake is on the cell-state path and `x` only enters
+#    through the gates?
 # 2. Use `i * (1 - i)` for the g gate by mistake (a classic copy-paste bug). How
 #    large is the relative error? Is it larger for some inputs than others?
 # 3. Set `dc = 0` and `dh = 0` except one unit: which entries of `dWh` are non-zero?

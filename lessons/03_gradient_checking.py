@@ -247,8 +247,8 @@ assert max(errs_fresh) > 1e-3, "fresh masks should break the check"
 
 # %% [markdown]
 # With fresh masks the "numerical gradient" is noise of size `|ΔF| / h` with
-# `ΔF` the change of loss between two masks: often thousands of times the true
-# gradient. Any random operation (dropout, sampling, data shuffling) must be
+# `ΔF` the change of loss between two masks: here about 10^5 to 10^6 times the
+# true gradient. Any random operation (dropout, sampling, data shuffling) must be
 # frozen while you check.
 #
 # ## Kinks: where the derivative does not exist

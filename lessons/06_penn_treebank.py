@@ -181,8 +181,8 @@ assert abs(ppl_fresh / V - 1) < 0.1, f"an untrained model should score about V =
 # `minilstm.training.train` is the whole training loop of the paper (truncated
 # BPTT, clipping, the schedule, evaluation). It takes a config name or `Config`,
 # overrides for any field, and optionally a ready `Corpus`, here a slice of the
-# training stream so that the run takes about a minute (full mode) or a few
-# seconds (quick mode). `on_step` is called after every SGD step: we use it to
+# training stream so that the run takes well under a minute (full mode) or a
+# few seconds (quick mode). `on_step` is called after every SGD step: we use it to
 # record the training loss of each chunk.
 
 # %%

@@ -106,8 +106,9 @@ save(fig, "07_train_vs_valid")
 # Without dropout the training perplexity dives *below* the best possible value:
 # no model can predict this grammar better than its true entropy, so the only
 # way to get there is to memorize the training text. Memorized text does not
-# help on new text: the validation perplexity stops improving and climbs back
-# up, far beyond where it started. With dropout the model cannot rely on any
+# help on new text: the validation perplexity stops improving (it hovers near
+# its best from about epoch 6 to 11) and then climbs back up, to more than three
+# times its best value. With dropout the model cannot rely on any
 # single unit: the training perplexity (measured with the masks on) stays
 # higher, and the validation perplexity stays much lower. With only 2,000 words
 # even the dropout model ends up below the best possible training perplexity

@@ -19,7 +19,10 @@
 #   launch on a GPU), and why one big matrix product for the input projections of
 #   all `T` steps beats `T` small ones;
 # * if this machine has a GPU (`backend.gpu_available()`), the same model on
-#   both devices, compared number for number and timed.
+#   both devices, compared number for number and timed, and the LSTM cell
+#   written line by line (a kernel launch per line) timed against minilstm's
+#   **fused** GPU cell; without a GPU those timings are skipped and the text
+#   explains what they would show.
 
 # %%
 import time
@@ -151,8 +154,9 @@ for n, t in zip(sizes[::3], per_call[::3]):
 # them. That is why GPU implementations **fuse** the whole cell (the four
 # nonlinearities, `c = f*c + i*g`, `tanh(c)`, `h = o*tanh(c)`) into one kernel:
 # one launch instead of a dozen. minilstm keeps the cell as separate, readable
-# array operations (written in place to save memory traffic), which is the price
-# of clarity.
+# array operations on the CPU (written in place to save memory traffic), and
+# runs the same arithmetic as fused kernels on a GPU; the last section compares
+# the two.
 #
 # ## One GEMM for all T input projections
 #
@@ -244,6 +248,9 @@ for V in pick([100, 1000], [100, 1000, 10000]):
     rows.append((V, t_step))
     print(f"V = {V:6,}: one training step (N={N}, T={T}, H={H}) {t_step * 1e3:8.1f} ms  "
           f"= {N * T / t_step:10,.0f} tokens/s")
+share = 1 - rows[0][1] / rows[-1][1]
+print(f"the part of a V = {rows[-1][0]:,} step that grows with V (mostly the output layer), estimated as "
+      f"1 - t(V={rows[0][0]}) / t(V={rows[-1][0]:,}): {100 * share:.0f}%")
 if not QUICK:
     assert rows[-1][1] > rows[0][1], "a larger vocabulary should cost more time per step"
 
@@ -282,6 +289,100 @@ else:
           "takes very little time; the step time is set mostly by the number of kernel launches\n"
           "(dozens per time step) and by host-device synchronizations: the reason fused kernels\n"
           "and larger batches matter there.")
+
+# %% [markdown]
+# ## Fusing the cell (measured on a GPU)
+#
+# Written line by line, as in lesson 1, the cell is a chain of array
+# operations: `-a`, `exp`, `1 +`, `1 /` for each of the three sigmoids, `tanh`
+# for `g`, then `f * c_prev`, `i * g`, their sum, `tanh(c)` and `o * tanh(c)`.
+# On a GPU each one is a kernel launch that reads its inputs from GPU memory and
+# writes a temporary back: 18 launches per layer and time step. A **fused**
+# kernel does all of it in one launch and one pass: each GPU thread reads the
+# pre-activations and `c_prev` of one unit and writes its `c` and `h`. With CuPy
+# that is an `ElementwiseKernel`, a few lines of CUDA C, for example
+#
+# ```python
+# cell_forward = cupy.ElementwiseKernel(
+#     "T i, T f, T o, T g, T prev_c", "T c, T tanh_c, T h",
+#     "c = f * prev_c + i * g;  tanh_c = tanh(c);  h = o * tanh_c;",
+#     "lstm_cell_forward")
+# ```
+#
+# minilstm does this on a GPU: the cell functions of `minilstm/ops/lstm.py`
+# (`_activate_gates_`, `_cell_forward`, `_cell_backward`) run their NumPy lines
+# on the CPU, and one fused kernel each from `minilstm/ops/cuda_kernels.py` when
+# they get CuPy arrays. The cell below checks that the line-by-line cell and
+# minilstm's agree with `lstm_step_forward` (on whichever device is here), and
+# on a GPU times the two (the matrix products are the same in both, so they are
+# left out).
+
+# %%
+try:
+    from minilstm.ops import cuda_kernels  # noqa: F401  (the fused CuPy kernels, if this minilstm has them)
+    HAS_FUSED = True
+except ImportError:
+    HAS_FUSED = False
+from minilstm.ops.lstm import _activate_gates_, _cell_forward   # the cell functions lstm_forward calls
+
+
+def cell_line_by_line(a, prev_c, xp):
+    """Lesson 1's equations, one array operation (one GPU kernel launch) at a time: 18 in all."""
+    H = prev_c.shape[1]
+    i = 1 / (1 + xp.exp(-a[:, :H]))
+    f = 1 / (1 + xp.exp(-a[:, H:2 * H]))
+    o = 1 / (1 + xp.exp(-a[:, 2 * H:3 * H]))
+    g = xp.tanh(a[:, 3 * H:])
+    c = f * prev_c + i * g
+    return c, o * xp.tanh(c)
+
+
+def cell_minilstm(a, prev_c, xp, buf, next_c, tanh_c, next_h):
+    """minilstm's cell: squash a copy of a in place, then c and h (fused kernels on a GPU)."""
+    buf[...] = a                                       # the gates are squashed in place: keep `a` intact
+    _activate_gates_(buf, prev_c.shape[1], xp)
+    _cell_forward(buf, prev_c, next_c, tanh_c, next_h, xp)
+    return next_c, next_h
+
+
+xp = backend.get_xp("gpu" if HAS_GPU else "cpu")
+Nf, Hf = 20, 200                                       # the small model's batch and width
+r = np.random.default_rng(0)
+xf, hf, cf = (xp.asarray(r.standard_normal((Nf, Hf)).astype(np.float32)) for _ in range(3))
+Wxf, Whf = (xp.asarray(r.uniform(-0.1, 0.1, (Hf, 4 * Hf)).astype(np.float32)) for _ in range(2))
+bf = xp.zeros(4 * Hf, np.float32)
+ref_h, ref_c, _ = m.lstm_step_forward(xf, hf, cf, Wxf, Whf, bf)
+a_pre = xf @ Wxf + hf @ Whf + bf                       # the pre-activations, shared by both versions
+bufs = (xp.empty_like(a_pre), xp.empty_like(cf), xp.empty_like(cf), xp.empty_like(cf))
+for name, (c_out, h_out) in [("line by line", cell_line_by_line(a_pre, cf, xp)),
+                             ("minilstm", cell_minilstm(a_pre, cf, xp, *bufs))]:
+    err = max(float(abs(c_out - ref_c).max()), float(abs(h_out - ref_h).max()))
+    print(f"{name:12s} cell vs lstm_step_forward ({xp.__name__}): max difference {err:.1e}")
+    assert err < 1e-5, f"the {name} cell should compute what lstm_step_forward computes"
+
+if HAS_GPU:
+    import cupy
+
+    def per_call(fn, reps=200):
+        """GPU time of one call: `reps` calls, then one synchronize (a sync per call would be timed too)."""
+        def many():
+            for _ in range(reps):
+                fn()
+            cupy.cuda.Device().synchronize()
+        many()                                         # warm-up: compiles the kernels
+        return best_time(many, repeat=5, number=1) / reps
+
+    t_lines = per_call(lambda: cell_line_by_line(a_pre, cf, cupy))
+    t_mini = per_call(lambda: cell_minilstm(a_pre, cf, cupy, *bufs))
+    launches = "3 launches: copy, gates, cell" if HAS_FUSED else "no fused kernels in this minilstm"
+    print(f"elementwise part of one cell step (N={Nf}, H={Hf}, float32) on the GPU:\n"
+          f"  line by line (18 launches) {t_lines * 1e6:6.1f} us\n"
+          f"  minilstm ({launches}) {t_mini * 1e6:6.1f} us   ->  {t_lines / t_mini:.1f}x")
+else:
+    print("No GPU: skipping the timing. On a GPU this cell times the line-by-line cell (18 kernel\n"
+          "launches) against minilstm's fused one (a copy and two kernels); at the small model's size\n"
+          "each launch is almost pure overhead, so expect the fused cell to be several times faster.\n"
+          "(On this CPU both run as NumPy lines: minilstm's fused kernels exist only for CuPy arrays.)")
 
 # %% [markdown]
 # ## Try this

@@ -4,9 +4,12 @@ Each ``lessons/NN_name.py`` is run as a subprocess with ``MINILSTM_LESSON_QUICK=
 (small sizes, few steps) and the Agg backend, from a temporary directory, with
 its figures redirected there too. A lesson fails the test if it exits non-zero
 (its own asserts are the student's checks), takes over 120 s, or saves no figure.
+``test_lesson_structure`` checks, without running it, that each lesson has the
+parts every lesson must have and balanced solution markers.
 """
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +23,19 @@ TIMEOUT_S = 120
 
 def test_lessons_exist():
     assert len(LESSONS) >= 8, f"expected the 8 lessons in {REPO / 'lessons'}, found {[p.name for p in LESSONS]}"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
+def test_lesson_structure(lesson):
+    """Percent format, the required parts, and balanced solution markers (the handouts are built from them)."""
+    text = lesson.read_text()
+    assert "format_name: percent" in text.split("# %%", 1)[0], f"{lesson.name}: no jupytext percent header"
+    for part in ("**What you will learn**", "## Try this", "save(fig"):
+        assert part in text, f"{lesson.name} lacks {part!r}"
+    assert re.search(r"^(import|from) minilstm\b", text, re.M), f"{lesson.name} does not use minilstm"
+    begins = [line for line in text.splitlines() if line.lstrip().startswith("### BEGIN SOLUTION")]
+    ends = [line for line in text.splitlines() if line.lstrip().startswith("### END SOLUTION")]
+    assert len(begins) == len(ends), f"{lesson.name}: {len(begins)} BEGIN SOLUTION but {len(ends)} END SOLUTION"
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=[p.stem for p in LESSONS])
