@@ -250,6 +250,8 @@ def run(configs=("small", "medium"), repeats=5, with_torch=False, classroom=True
                 row["torch_tokens_per_s"] = tokens / res[0]
                 row["torch_version"] = res[1]
                 row["speedup_vs_torch"] = res[0] / t_train
+        # ru_maxrss only grows: after the first config it is that config's peak, later ones an upper bound.
+        row["peak_rss_mib_so_far"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         results["configs"][name] = row
         log(f"{name:>7}: train {row['train_tokens_per_s']:8,.0f} tok/s = {row['fraction_of_ceiling']:.0%} of the "
             f"GEMM ceiling ({row['ceiling_tokens_per_s']:,.0f} tok/s, {row['ceiling_gflops']:.0f} GFLOP/s); "

@@ -58,7 +58,7 @@ class ModelCache:
     affine: object
     softmax: object = None
     masks: dict = field(default_factory=dict)
-    generation: int = 0  # which training forward made it (checked when buffers are reused)
+    generation: int = 0  # which forward made it (checked when buffers are reused)
 
 
 class LSTMLanguageModel:
@@ -72,14 +72,14 @@ class LSTMLanguageModel:
       dtype: float32 to train, float64 to check gradients;
       device: ``"cpu"`` or ``"gpu"`` (default: ``$MINILSTM_DEVICE`` or cpu);
       seed: seeds both the initial weights and the model's own dropout generator;
-      reuse_buffers: for training speed (the training loop turns it on), the
-        training forward writes its (N, T, V) scores, and backward the decoder's
-        gradient, into arrays reused at every step (minilstm/workspace.py), and
-        backward returns the embedding's gradient as a RowSparseGrad (only the
-        rows of the words in the batch). Then a cache can be backpropagated
-        once, before the next training forward, and the gradients returned are
-        overwritten by the next backward. Off by default: every forward and
-        backward returns fresh arrays, as a student would expect.
+      reuse_buffers: for speed (training and evaluation turn it on), forward
+        writes its (N, T, V) scores, and backward the decoder's gradient, into
+        arrays reused at every step (minilstm/workspace.py), and backward
+        returns the embedding's gradient as a RowSparseGrad (only the rows of
+        the words in the batch). Then a cache can be backpropagated once,
+        before the next forward, and the gradients returned are overwritten by
+        the next backward (both misuses raise an error). Off by default: every
+        forward and backward returns fresh arrays, as a student would expect.
     """
 
     def __init__(self, vocab_size, hidden_size=200, num_layers=2, dropout=0.0, dropout_mode="zaremba",
@@ -215,12 +215,13 @@ class LSTMLanguageModel:
         drops.append(d)
         ### END SOLUTION
         out = None
-        if train and self.reuse_buffers:
+        if self.reuse_buffers:  # every forward writes its scores into the same array, see __init__
             out = self.workspace.get("scores", (N, T, self.V), self.dtype, xp)
+            self._generation += 1
         scores, aff_cache = affine_forward(x, p["out.W"], p["out.b"], out=out)  # (N, T, V)
         # The carried state is a copy: the next chunk's graph starts fresh (truncated BPTT).
         new_state = (xp.stack(h_final), xp.stack(c_final))
-        cache = ModelCache(embed_cache, drops, lstms, aff_cache, masks=used)
+        cache = ModelCache(embed_cache, drops, lstms, aff_cache, masks=used, generation=self._generation)
         return scores, cache, new_state
 
     def forward(self, tokens, targets, state=None, train=True, rng=None, masks=None):
@@ -234,12 +235,8 @@ class LSTMLanguageModel:
         """
         state = self._check_inputs(tokens, targets, state)
         scores, cache, new_state = self._body(tokens, state, train, rng, masks)
-        if train:
-            self._generation += 1
-            cache.generation = self._generation
         # With reused buffers, the scores become the probabilities in place (they are not needed again).
-        loss, cache.softmax = softmax_cross_entropy_forward(scores, targets,
-                                                            overwrite_scores=train and self.reuse_buffers)
+        loss, cache.softmax = softmax_cross_entropy_forward(scores, targets, overwrite_scores=self.reuse_buffers)
         if not math.isfinite(loss):
             raise FloatingPointError(
                 f"the loss is {loss}: training diverged. Lower the learning rate or the clipping norm, "
@@ -260,10 +257,10 @@ class LSTMLanguageModel:
         embedding's is a RowSparseGrad (``.to_dense()`` for the full array).
         """
         grads = {}
-        reuse = self.reuse_buffers and cache.generation > 0
+        reuse = self.reuse_buffers
         if reuse and cache.generation != self._generation:
-            raise RuntimeError("this cache's buffers were reused by a later training forward "
-                               "(reuse_buffers=True): call backward right after the forward that made the cache")
+            raise RuntimeError("this cache's buffers were reused by a later forward (reuse_buffers=True): "
+                               "call backward right after the forward that made the cache")
         dscores = softmax_cross_entropy_backward(dloss, cache.softmax, overwrite_cache=reuse)
         dW_out = self.workspace.get("d_out.W", (self.H, self.V), self.dtype, self.xp) if reuse else None
         dx, grads["out.W"], grads["out.b"] = affine_backward(dscores, cache.affine, dW_out=dW_out)
