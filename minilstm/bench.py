@@ -232,11 +232,14 @@ def run(configs=("small", "medium"), repeats=5, with_torch=False, classroom=True
         cfg = get_config(name)
         tokens = cfg.batch_size * cfg.num_steps
         t_train, t_eval = bench_train(cfg, repeats, rng)
+        # Taken before the baselines run (PyTorch alone adds hundreds of MiB). ru_maxrss only grows: for
+        # the first config it is minilstm's peak; for later ones an upper bound.
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         t_ceil, flops = bench_ceiling(cfg, repeats, rng)
         row = {
             "train_tokens_per_s": tokens / t_train, "eval_tokens_per_s": tokens / t_eval,
             "ceiling_tokens_per_s": tokens / t_ceil, "ceiling_gflops": flops / t_ceil / 1e9,
-            "fraction_of_ceiling": t_ceil / t_train,
+            "fraction_of_ceiling": t_ceil / t_train, "minilstm_peak_rss_mib_so_far": peak_mib,
         }
         if classroom:
             t_cls = bench_classroom(cfg, repeats, rng)
@@ -250,12 +253,10 @@ def run(configs=("small", "medium"), repeats=5, with_torch=False, classroom=True
                 row["torch_tokens_per_s"] = tokens / res[0]
                 row["torch_version"] = res[1]
                 row["speedup_vs_torch"] = res[0] / t_train
-        # ru_maxrss only grows: after the first config it is that config's peak, later ones an upper bound.
-        row["peak_rss_mib_so_far"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         results["configs"][name] = row
         log(f"{name:>7}: train {row['train_tokens_per_s']:8,.0f} tok/s = {row['fraction_of_ceiling']:.0%} of the "
             f"GEMM ceiling ({row['ceiling_tokens_per_s']:,.0f} tok/s, {row['ceiling_gflops']:.0f} GFLOP/s); "
-            f"eval {row['eval_tokens_per_s']:,.0f} tok/s"
+            f"eval {row['eval_tokens_per_s']:,.0f} tok/s; max RSS {peak_mib:,.0f} MiB"
             + (f"; {row['speedup_vs_classroom']:.1f}x classroom" if classroom else "")
             + (f"; {row['speedup_vs_torch']:.2f}x PyTorch {row['torch_version']}" if "speedup_vs_torch" in row
                else ""))

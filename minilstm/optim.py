@@ -13,10 +13,9 @@ functions below handle either.
 
 from __future__ import annotations
 
-import functools
 import math
 
-from .backend import get_array_module, parallel_rows
+from .backend import get_array_module
 from .ops.embedding import is_row_sparse
 
 
@@ -53,10 +52,5 @@ def sgd_step_(params: dict, grads: dict, lr: float) -> None:
             g.values *= lr
             p[g.rows] -= g.values
             continue
-        # Big arrays (the decoder's (H, V)) are split over the cores, see backend.parallel_rows.
-        parallel_rows(functools.partial(_sgd_block_, lr=lr), p, g)
-
-
-def _sgd_block_(p, g, lr):
-    g *= lr  # the gradient buffer is ours to overwrite: saves a temporary
-    p -= g
+        g *= lr  # the gradient buffer is ours to overwrite: saves a temporary
+        p -= g

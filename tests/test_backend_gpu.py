@@ -187,19 +187,3 @@ def test_gpu_training_fast_path_matches_numpy(rng):
         for name in cpu.params:
             np.testing.assert_allclose(dev.params[name].get(), cpu.params[name], rtol=1e-10, atol=1e-12)
 
-
-def test_parallel_rows_gives_the_same_bits_as_one_thread(monkeypatch, rng):
-    """The softmax split over threads (row blocks) is bit-identical to the one-thread computation."""
-    scores = (rng.standard_normal((300, 2000)) * 3).astype(np.float32)  # above PARALLEL_MIN_SIZE
-    y = rng.integers(0, 2000, 300)
-    monkeypatch.setenv("MINILSTM_NUM_THREADS", "2")
-    assert scores.size >= backend.PARALLEL_MIN_SIZE
-    loss2, c2 = m.softmax_cross_entropy_forward(scores, y)
-    monkeypatch.setenv("MINILSTM_NUM_THREADS", "1")
-    loss1, c1 = m.softmax_cross_entropy_forward(scores, y)
-    assert loss1 == loss2
-    np.testing.assert_array_equal(c1.probs, c2.probs)
-    calls = []
-    monkeypatch.setenv("MINILSTM_NUM_THREADS", "3")
-    backend.parallel_rows(lambda a: calls.append(a.shape), np.zeros((9, 1 << 16)))
-    assert sorted(calls) == [(3, 1 << 16)] * 3  # three blocks of rows, one per thread

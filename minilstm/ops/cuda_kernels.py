@@ -102,8 +102,8 @@ def cell_backward(dh, dc, gates, prev_c, tanh_c, dgates):
     return dprev_c
 
 
-def softmax_rows_(probs, y, nll):
-    """The same as ops/softmax.py's _softmax_rows_, with the elementwise steps fused."""
+def softmax_nll_(probs, y, nll):
+    """The same as ops/softmax.py's _softmax_nll_, with the elementwise steps fused."""
     import cupy
 
     top = probs.max(axis=1, keepdims=True)  # (M, 1)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backend import get_array_module, parallel_rows
+from ..backend import get_array_module
 from . import cuda_kernels
 from ..checks import check_float, check_tokens
 
@@ -46,18 +46,18 @@ def log_softmax(scores, xp=None):
     return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def _softmax_rows_(probs, y, nll):
-    """For a block of rows: scores probs (m, V) become probabilities in place; nll (m,) = -log p[y]."""
+def _softmax_nll_(probs, y, nll):
+    """Scores probs (M, V) become probabilities in place; nll (M,) receives -log p[y] of every row."""
     xp = get_array_module(probs)
     if xp is not np:  # CuPy: the same steps with the elementwise ones fused (ops/cuda_kernels.py)
-        return cuda_kernels.softmax_rows_(probs, y, nll)
+        return cuda_kernels.softmax_nll_(probs, y, nll)
     # probs = exp(s - max) / sum(exp(s - max)): subtracting the row maximum
     # keeps exp() from overflowing and does not change the softmax.
-    top = probs.max(axis=1, keepdims=True)  # (m, 1)
+    top = probs.max(axis=1, keepdims=True)  # (M, 1)
     probs -= top
     picked = probs[xp.arange(probs.shape[0]), y]  # s[y] - max, kept before exp() overwrites it
     xp.exp(probs, out=probs)
-    total = probs.sum(axis=1, keepdims=True)  # (m, 1)
+    total = probs.sum(axis=1, keepdims=True)  # (M, 1)
     probs /= total
     # -log p[y] = log(sum exp(s - max)) - (s[y] - max), without taking log of a tiny p.
     xp.subtract(xp.log(total[:, 0]), picked, out=nll)
@@ -81,7 +81,7 @@ def softmax_cross_entropy_forward(scores, y, normalizer=None, overwrite_scores=F
     probs = scores.reshape(-1, V) if overwrite_scores else scores.reshape(-1, V).copy()  # (M, V)
     yy = y.reshape(-1)
     nll = xp.empty(probs.shape[0], dtype=probs.dtype)  # (M,): -log p[y] of every row
-    parallel_rows(_softmax_rows_, probs, yy, nll)  # the rows are independent: split them over the cores
+    _softmax_nll_(probs, yy, nll)
     loss = float(nll.sum()) / normalizer
     return loss, SoftmaxCache(probs, yy, normalizer, tuple(scores.shape))
 
