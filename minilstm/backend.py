@@ -153,4 +153,3 @@ def scatter_add(target, indices, values):
 
         cupyx.scatter_add(target, indices, values)
     return target
-

@@ -105,7 +105,7 @@ class LSTMLanguageModel:
         self.rng = default_rng(None if seed is None else seed + 1, self.xp)
         self.reuse_buffers = bool(reuse_buffers)
         self.workspace = Workspace()
-        self._generation = 0  # counts training forwards, so a stale cache is caught
+        self._generation = 0  # counts forwards that wrote into the workspace, so a stale cache is caught
 
     # ------------------------------------------------------------------ setup
     def param_shapes(self):

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..backend import get_array_module
-from . import cuda_kernels
 from ..checks import check_float, check_tokens
+from . import cuda_kernels
 
 
 @dataclass
