@@ -4,6 +4,8 @@ Tests marked ``gpu`` skip themselves, with the reason, where CuPy or a CUDA
 device is missing; everything else here runs on any machine.
 """
 
+import os
+import subprocess
 import sys
 
 import numpy as np
@@ -43,9 +45,14 @@ def test_env_variable_selects_device(monkeypatch):
         backend.resolve_device()
 
 
-def test_cupy_not_imported_for_cpu_use(rng):
-    m.LSTMLanguageModel(5, 3, 1).forward(rng.integers(0, 5, (2, 2)), rng.integers(0, 5, (2, 2)))
-    assert "cupy" not in sys.modules or not GPU_REASON
+def test_cupy_not_imported_for_cpu_use():
+    """In a fresh interpreter (this module itself imports CuPy to find out whether a GPU is there)."""
+    code = ("import sys, numpy as np, minilstm as m; r = np.random.default_rng(0); "
+            "m.LSTMLanguageModel(5, 3, 1).forward(r.integers(0, 5, (2, 2)), r.integers(0, 5, (2, 2))); "
+            "print('cupy' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "MINILSTM_DEVICE"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_clear_error_when_gpu_missing(monkeypatch):
@@ -187,3 +194,51 @@ def test_gpu_training_fast_path_matches_numpy(rng):
         for name in cpu.params:
             np.testing.assert_allclose(dev.params[name].get(), cpu.params[name], rtol=1e-10, atol=1e-12)
 
+
+
+def _nvrtc():
+    """CuPy's NVRTC binding when CuPy and the NVRTC library are installed (no GPU needed), else None."""
+    try:
+        from cupy.cuda import nvrtc
+
+        nvrtc.getVersion()
+        return nvrtc
+    except Exception:  # no CuPy, or no NVRTC library
+        return None
+
+
+@pytest.mark.skipif(_nvrtc() is None, reason="needs CuPy and the NVRTC library (no GPU needed)")
+@pytest.mark.parametrize("dtype", ["float", "double"])
+def test_fused_kernel_code_compiles_without_a_gpu(monkeypatch, dtype):
+    """Compile each kernel's operation with NVRTC, wrapped the way ElementwiseKernel wraps it (a loop
+    over the element index `i`, inputs as `const T x`, outputs as `T &y`), so a typo in a kernel is
+    caught on a machine with CuPy but no GPU, before any GPU session."""
+    import cupy
+
+    from minilstm.ops import cuda_kernels
+
+    nvrtc, specs = _nvrtc(), {}
+    monkeypatch.setattr(cupy, "ElementwiseKernel", lambda ins, outs, op, name, **kw: specs.update({name: (ins, outs, op)}))
+    cuda_kernels._kernels.cache_clear()
+    cuda_kernels._kernels()
+    cuda_kernels._kernels.cache_clear()  # the real kernels next time
+    assert len(specs) == 5
+    for name, (ins, outs, op) in specs.items():
+        args, binds = [], []
+        for is_out, params in ((False, ins), (True, outs)):
+            for p in params.split(","):
+                *raw, t, n = p.split()
+                t = {"int64": "long long", "int32": "int"}.get(t, t)
+                if raw:
+                    args.append(f"const {t}* {n}")
+                else:
+                    args.append(f"{t}* _raw_{n}")
+                    binds.append(f"{t} &{n} = _raw_{n}[i];" if is_out else f"const {t} {n} = _raw_{n}[i];")
+        src = (f"typedef {dtype} T; typedef long long I;\nextern \"C\" __global__ void {name}({', '.join(args)}, "
+               f"long long n) {{ for (long long i = blockIdx.x * blockDim.x + threadIdx.x; i < n; "
+               f"i += blockDim.x * gridDim.x) {{ {' '.join(binds)}\n{op};\n}} }}\n")
+        prog = nvrtc.createProgram(src, name + ".cu", [], [])
+        try:
+            nvrtc.compileProgram(prog, ["-arch=compute_80"])
+        except Exception as exc:
+            pytest.fail(f"{name} ({dtype}) does not compile: {exc}\n{nvrtc.getProgramLog(prog)}\n{src}")

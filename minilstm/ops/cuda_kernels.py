@@ -39,27 +39,28 @@ def _kernels():
         """,
         "minilstm_lstm_activate_gates")
 
-    # c = f * c_prev + i * g;  h = o * tanh(c)
+    # c = f * c_prev + i * g;  h = o * tanh(c). The gates are named gi, gf, go, gg here
+    # because `i` is the kernel's own element index.
     cell_forward = cupy.ElementwiseKernel(
-        "T i, T f, T o, T g, T prev_c", "T c, T tanh_c, T h",
+        "T gi, T gf, T go, T gg, T prev_c", "T c, T tanh_c, T h",
         """
-        c = f * prev_c + i * g;
+        c = gf * prev_c + gi * gg;
         tanh_c = tanh(c);
-        h = o * tanh_c;
+        h = go * tanh_c;
         """,
         "minilstm_lstm_cell_forward")
 
     # The backward of the two lines above and of the gates' squashing functions.
     cell_backward = cupy.ElementwiseKernel(
-        "T dh, T dc_in, T i, T f, T o, T g, T prev_c, T tanh_c",
+        "T dh, T dc_in, T gi, T gf, T go, T gg, T prev_c, T tanh_c",
         "T da_i, T da_f, T da_o, T da_g, T dprev_c",
         """
-        T dc = dc_in + dh * o * (T(1) - tanh_c * tanh_c);
-        da_i = dc * g * i * (T(1) - i);
-        da_f = dc * prev_c * f * (T(1) - f);
-        da_o = dh * tanh_c * o * (T(1) - o);
-        da_g = dc * i * (T(1) - g * g);
-        dprev_c = dc * f;
+        T dc = dc_in + dh * go * (T(1) - tanh_c * tanh_c);
+        da_i = dc * gg * gi * (T(1) - gi);
+        da_f = dc * prev_c * gf * (T(1) - gf);
+        da_o = dh * tanh_c * go * (T(1) - go);
+        da_g = dc * gi * (T(1) - gg * gg);
+        dprev_c = dc * gf;
         """,
         "minilstm_lstm_cell_backward")
 
