@@ -56,11 +56,18 @@ def _batch(cfg, rng):
     return x, y
 
 
-def bench_train(cfg, repeats, rng):
+def _sync(xp):
+    """Wait for the GPU to finish (its work is asynchronous), so the clock measures it; no-op on NumPy."""
+    if xp is not np:
+        xp.cuda.get_current_stream().synchronize()
+
+
+def bench_train(cfg, repeats, rng, device="cpu"):
     model = LSTMLanguageModel(VOCAB, cfg.hidden_size, cfg.num_layers, dropout=cfg.dropout,
                               dropout_mode=cfg.dropout_mode, init_scale=cfg.init_scale, seed=0,
-                              reuse_buffers=True)
-    x, y = _batch(cfg, rng)
+                              reuse_buffers=True, device=device)
+    xp = model.xp
+    x, y = (xp.asarray(a) for a in _batch(cfg, rng))
     state = [None]
 
     def step():
@@ -68,9 +75,11 @@ def bench_train(cfg, repeats, rng):
         grads = model.backward(cache)
         clip_global_norm_(grads, cfg.max_grad_norm)
         sgd_step_(model.params, grads, 0.01)
+        _sync(xp)
 
     def evaluate():
         model.forward(x, y, None, train=False)
+        _sync(xp)
 
     return _median_time(step, repeats), _median_time(evaluate, repeats)
 
@@ -182,21 +191,22 @@ def bench_classroom(cfg, repeats, rng):
     return _median_time(lambda: classroom_step(params, x, y, L, H), max(2, repeats // 2), warmup=1)
 
 
-def bench_torch(cfg, repeats, rng, threads):
+def bench_torch(cfg, repeats, rng, threads, device="cpu"):
     try:
         import torch
     except ImportError:
         return None
     torch.manual_seed(0)
     torch.set_num_threads(threads)
+    dev = "cuda" if device == "gpu" else "cpu"  # on the GPU nn.LSTM runs cuDNN's fused LSTM
     H, L, N = cfg.hidden_size, cfg.num_layers, cfg.batch_size
-    emb = torch.nn.Embedding(VOCAB, H)
-    lstm = torch.nn.LSTM(H, H, L, batch_first=True, dropout=cfg.dropout)
-    dec = torch.nn.Linear(H, VOCAB)
+    emb = torch.nn.Embedding(VOCAB, H).to(dev)
+    lstm = torch.nn.LSTM(H, H, L, batch_first=True, dropout=cfg.dropout).to(dev)
+    dec = torch.nn.Linear(H, VOCAB).to(dev)
     drop = torch.nn.Dropout(cfg.dropout)
     params = list(emb.parameters()) + list(lstm.parameters()) + list(dec.parameters())
     opt = torch.optim.SGD(params, lr=0.01)
-    x, y = (torch.as_tensor(a) for a in _batch(cfg, rng))
+    x, y = (torch.as_tensor(a, device=dev) for a in _batch(cfg, rng))
     state = [None]
 
     def step():
@@ -208,6 +218,8 @@ def bench_torch(cfg, repeats, rng, threads):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
         opt.step()
+        if dev == "cuda":
+            torch.cuda.synchronize()
 
     return _median_time(step, repeats), torch.__version__
 
@@ -223,30 +235,39 @@ def _threads():
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 
 
-def run(configs=("small", "medium"), repeats=5, with_torch=False, classroom=True, out=None, log=print):
+def run(configs=("small", "medium"), repeats=5, with_torch=False, classroom=True, out=None, log=print,
+        device="cpu"):
+    """On ``device="gpu"`` only minilstm (CuPy) and PyTorch (cuDNN) are timed: the GEMM ceiling and the
+    classroom baseline are NumPy measures, meaningless next to a GPU."""
     rng = np.random.default_rng(0)
     threads = _threads()
+    gpu = device == "gpu"
     results = {"machine": platform.platform(), "python": sys.version.split()[0], "numpy": np.__version__,
-               "threads": threads, "repeats": repeats, "configs": {}}
+               "threads": threads, "repeats": repeats, "device": device, "configs": {}}
     for name in configs:
         cfg = get_config(name)
         tokens = cfg.batch_size * cfg.num_steps
-        t_train, t_eval = bench_train(cfg, repeats, rng)
+        t_train, t_eval = bench_train(cfg, repeats, rng, device)
         # Taken before the baselines run (PyTorch alone adds hundreds of MiB). ru_maxrss only grows: for
         # the first config it is minilstm's peak; for later ones an upper bound.
         peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        t_ceil, flops = bench_ceiling(cfg, repeats, rng)
-        row = {
-            "train_tokens_per_s": tokens / t_train, "eval_tokens_per_s": tokens / t_eval,
-            "ceiling_tokens_per_s": tokens / t_ceil, "ceiling_gflops": flops / t_ceil / 1e9,
-            "fraction_of_ceiling": t_ceil / t_train, "minilstm_peak_rss_mib_so_far": peak_mib,
-        }
+        row = {"train_tokens_per_s": tokens / t_train, "eval_tokens_per_s": tokens / t_eval,
+               "minilstm_peak_rss_mib_so_far": peak_mib}
+        if gpu:
+            from .backend import get_xp
+
+            row["gpu_memory_pool_mib"] = get_xp("gpu").get_default_memory_pool().total_bytes() / 2 ** 20
+            classroom = False
+        else:
+            t_ceil, flops = bench_ceiling(cfg, repeats, rng)
+            row.update({"ceiling_tokens_per_s": tokens / t_ceil, "ceiling_gflops": flops / t_ceil / 1e9,
+                        "fraction_of_ceiling": t_ceil / t_train})
         if classroom:
             t_cls = bench_classroom(cfg, repeats, rng)
             row["classroom_tokens_per_s"] = tokens / t_cls
             row["speedup_vs_classroom"] = t_cls / t_train
         if with_torch:
-            res = bench_torch(cfg, repeats, rng, threads)
+            res = bench_torch(cfg, repeats, rng, threads, device)
             if res is None:
                 row["torch"] = "not installed"
             else:
@@ -254,9 +275,10 @@ def run(configs=("small", "medium"), repeats=5, with_torch=False, classroom=True
                 row["torch_version"] = res[1]
                 row["speedup_vs_torch"] = res[0] / t_train
         results["configs"][name] = row
-        log(f"{name:>7}: train {row['train_tokens_per_s']:8,.0f} tok/s = {row['fraction_of_ceiling']:.0%} of the "
-            f"GEMM ceiling ({row['ceiling_tokens_per_s']:,.0f} tok/s, {row['ceiling_gflops']:.0f} GFLOP/s); "
-            f"eval {row['eval_tokens_per_s']:,.0f} tok/s; max RSS {peak_mib:,.0f} MiB"
+        log(f"{name:>7}: train {row['train_tokens_per_s']:8,.0f} tok/s"
+            + ("" if gpu else f" = {row['fraction_of_ceiling']:.0%} of the GEMM ceiling "
+               f"({row['ceiling_tokens_per_s']:,.0f} tok/s, {row['ceiling_gflops']:.0f} GFLOP/s)")
+            + f"; eval {row['eval_tokens_per_s']:,.0f} tok/s; max RSS {peak_mib:,.0f} MiB"
             + (f"; {row['speedup_vs_classroom']:.1f}x classroom" if classroom else "")
             + (f"; {row['speedup_vs_torch']:.2f}x PyTorch {row['torch_version']}" if "speedup_vs_torch" in row
                else ""))
@@ -276,8 +298,16 @@ def main(argv=None):
     p.add_argument("--torch", action="store_true", help="also time PyTorch's nn.LSTM (if installed)")
     p.add_argument("--no-classroom", action="store_true", help="skip the slow per-step float64 baseline")
     p.add_argument("--out", default="bench.json", help="JSON file for the figures (default bench.json)")
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu",
+                   help="gpu: time minilstm on CuPy (and PyTorch on CUDA with --torch)")
     args = p.parse_args(argv)
-    run(args.configs, args.repeats, args.torch, not args.no_classroom, args.out)
+    from .backend import GPUUnavailableError
+
+    try:
+        run(args.configs, args.repeats, args.torch, not args.no_classroom, args.out, device=args.device)
+    except GPUUnavailableError as exc:
+        print(f"minilstm bench: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
