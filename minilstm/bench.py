@@ -1,6 +1,6 @@
 """Benchmark: training and evaluation speed, against the matrix-multiply ceiling and references.
 
-    python -m minilstm.bench [--configs small medium] [--repeats 5] [--torch] [--out bench.json]
+    python -m minilstm.bench [--configs small medium] [--rounds 5] [--repeats 5] [--torch] [--out bench.json]
     minilstm bench ...
 
 For every config it measures, in the same process and on the same random batch:
@@ -16,9 +16,15 @@ For every config it measures, in the same process and on the same random batch:
 - ``torch`` (with ``--torch``, only if PyTorch is importable): ``nn.LSTM`` + linear decoder
   with SGD and clipping on the same config and thread count.
 
-Timings are medians over ``--repeats`` after a warm-up, reported as tokens per second and as
-ratios measured in the same run (the machines are shared and noisy: absolute numbers move,
-ratios much less). Peak memory is the process's maximum resident set size.
+How it times, and why: the machines are shared and noisy, so absolute numbers move and only
+ratios measured side by side mean much. The measured functions take turns: ``--rounds``
+rounds, and in each round every function gets one warm-up call and then ``--repeats`` timed
+calls, of which the round keeps the median. Before each turn the bench pauses briefly, so the
+worker threads of the previous library (OpenBLAS's spin for about 0.1 s after a product;
+PyTorch's OpenMP pool) are idle and do not steal a core from the next one. A figure is the
+median over rounds; a ratio (share of the ceiling, speed-up over PyTorch) is the median of the
+per-round ratios, with their range, so a burst of load on the machine hits both sides of a
+ratio alike. Peak memory is the process's maximum resident set size.
 """
 
 from __future__ import annotations
@@ -39,6 +45,9 @@ from .training import build_model
 VOCAB = 10_000  # the Penn Treebank vocabulary
 
 
+SETTLE_S = 0.2  # pause before each turn: longer than OpenBLAS's ~0.1 s spin after its last product
+
+
 def _median_time(fn, repeats, warmup=2):
     for _ in range(warmup):
         fn()
@@ -48,6 +57,22 @@ def _median_time(fn, repeats, warmup=2):
         fn()
         times.append(time.perf_counter() - t)
     return float(np.median(times))
+
+
+def _interleaved(fns: dict, rounds: int, repeats: int, settle=SETTLE_S) -> dict:
+    """Time the functions in turns, ``rounds`` times: {name: [median seconds of each round]}."""
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            time.sleep(settle)
+            times[name].append(_median_time(fn, repeats, warmup=1))
+    return times
+
+
+def _paired(times, num, den):
+    """Median and range over rounds of times[num][r] / times[den][r]: a ratio taken within each round."""
+    r = np.asarray(times[num]) / np.asarray(times[den])
+    return float(np.median(r)), [float(r.min()), float(r.max())]
 
 
 def _batch(cfg, rng):
@@ -62,7 +87,8 @@ def _sync(xp):
         xp.cuda.get_current_stream().synchronize()
 
 
-def bench_train(cfg, repeats, rng, device="cpu"):
+def train_fns(cfg, rng, device="cpu"):
+    """minilstm's training step and evaluation pass on one random batch: (step, evaluate)."""
     model = build_model(cfg, VOCAB, device)  # exactly the model `minilstm train` builds
     xp = model.xp
     x, y = (xp.asarray(a) for a in _batch(cfg, rng))
@@ -79,11 +105,11 @@ def bench_train(cfg, repeats, rng, device="cpu"):
         model.forward(x, y, None, train=False)
         _sync(xp)
 
-    return _median_time(step, repeats), _median_time(evaluate, repeats)
+    return step, evaluate
 
 
-def bench_ceiling(cfg, repeats, rng):
-    """Only the GEMMs of one training step, float32, with preallocated operands."""
+def ceiling_fn(cfg, rng):
+    """Only the GEMMs of one training step, float32, with preallocated operands: (gemms, flops)."""
     N, T, H, L, V = cfg.batch_size, cfg.num_steps, cfg.hidden_size, cfg.num_layers, VOCAB
     f = np.float32
     X = rng.standard_normal((N * T, H)).astype(f)
@@ -112,7 +138,7 @@ def bench_ceiling(cfg, repeats, rng):
 
     flops = 2 * (L * (N * T * H * 4 * H + T * N * H * 4 * H) + 3 * N * T * H * V
                  + L * (T * N * 4 * H * H + 3 * N * T * 4 * H * H))
-    return _median_time(gemms, repeats), flops
+    return gemms, flops
 
 
 # --- the classroom baseline: per-step products, float64, CS231n style -------------------
@@ -177,7 +203,8 @@ def classroom_step(params, x, y, L, H):
         params[name] -= 0.01 * gr
 
 
-def bench_classroom(cfg, repeats, rng):
+def classroom_fn(cfg, rng):
+    """The classroom step on its own random weights and batch, as a function of no arguments."""
     H, L = cfg.hidden_size, cfg.num_layers
     params = {"embed": rng.uniform(-0.1, 0.1, (VOCAB, H)), "Wo": rng.uniform(-0.1, 0.1, (H, VOCAB)),
               "bo": np.zeros(VOCAB)}
@@ -186,10 +213,11 @@ def bench_classroom(cfg, repeats, rng):
         params[f"Wh{layer}"] = rng.uniform(-0.1, 0.1, (H, 4 * H))
         params[f"b{layer}"] = np.zeros(4 * H)
     x, y = _batch(cfg, rng)
-    return _median_time(lambda: classroom_step(params, x, y, L, H), max(2, repeats // 2), warmup=1)
+    return lambda: classroom_step(params, x, y, L, H)
 
 
-def bench_torch(cfg, repeats, rng, threads, device="cpu"):
+def torch_fn(cfg, rng, threads, device="cpu"):
+    """PyTorch's training step on the same config, (step, version); None if PyTorch is not installed."""
     try:
         import torch
     except ImportError:
@@ -219,7 +247,7 @@ def bench_torch(cfg, repeats, rng, threads, device="cpu"):
         if dev == "cuda":
             torch.cuda.synchronize()
 
-    return _median_time(step, repeats), torch.__version__
+    return step, torch.__version__
 
 
 def _threads():
@@ -234,51 +262,50 @@ def _threads():
 
 
 def run(configs=("small", "medium"), repeats=5, with_torch=False, classroom=True, out=None, log=print,
-        device="cpu"):
+        device="cpu", rounds=5):
     """On ``device="gpu"`` only minilstm (CuPy) and PyTorch (cuDNN) are timed: the GEMM ceiling and the
     classroom baseline are NumPy measures, meaningless next to a GPU."""
     rng = np.random.default_rng(0)
     threads = _threads()
     gpu = device == "gpu"
     results = {"machine": platform.platform(), "python": sys.version.split()[0], "numpy": np.__version__,
-               "threads": threads, "repeats": repeats, "device": device, "configs": {}}
+               "threads": threads, "rounds": rounds, "repeats": repeats, "device": device, "configs": {}}
     for name in configs:
         cfg = get_config(name)
         tokens = cfg.batch_size * cfg.num_steps
-        t_train, t_eval = bench_train(cfg, repeats, rng, device)
-        # Taken before the baselines run (PyTorch alone adds hundreds of MiB). ru_maxrss only grows: for
-        # the first config it is minilstm's peak; for later ones an upper bound.
-        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        row = {"train_tokens_per_s": tokens / t_train, "eval_tokens_per_s": tokens / t_eval,
-               "minilstm_peak_rss_mib_so_far": peak_mib}
+        fns = dict(zip(("train", "eval"), train_fns(cfg, rng, device)))
+        fns["train"](), fns["eval"]()
+        # Read before the ceiling's operands and PyTorch exist. ru_maxrss only grows: for the first config
+        # it is minilstm's own peak; for later configs an upper bound.
+        row = {"minilstm_peak_rss_mib_so_far": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        if not gpu:
+            fns["ceiling"], flops = ceiling_fn(cfg, rng)
+        torch_version = None
+        if with_torch:
+            res = torch_fn(cfg, rng, threads, device)
+            if res is None:
+                row["torch"] = "not installed"
+            else:
+                fns["torch"], torch_version = res
+        times = _interleaved(fns, rounds, repeats)
+        med = {k: float(np.median(v)) for k, v in times.items()}
+        row.update({"train_tokens_per_s": tokens / med["train"], "eval_tokens_per_s": tokens / med["eval"]})
         if gpu:
             from .backend import get_xp
 
             row["gpu_memory_pool_mib"] = get_xp("gpu").get_default_memory_pool().total_bytes() / 2 ** 20
         else:
-            t_ceil, flops = bench_ceiling(cfg, repeats, rng)
-            row.update({"ceiling_tokens_per_s": tokens / t_ceil, "ceiling_gflops": flops / t_ceil / 1e9,
-                        "fraction_of_ceiling": t_ceil / t_train})
-        if classroom and not gpu:
-            t_cls = bench_classroom(cfg, repeats, rng)
+            row.update({"ceiling_tokens_per_s": tokens / med["ceiling"], "ceiling_gflops": flops / med["ceiling"] / 1e9})
+            row["fraction_of_ceiling"], row["fraction_of_ceiling_range"] = _paired(times, "ceiling", "train")
+        if torch_version is not None:
+            row.update({"torch_tokens_per_s": tokens / med["torch"], "torch_version": torch_version})
+            row["speedup_vs_torch"], row["speedup_vs_torch_range"] = _paired(times, "torch", "train")
+        if classroom and not gpu:  # slow (float64, per-step products): timed alone, after the others
+            t_cls = _median_time(classroom_fn(cfg, rng), max(2, repeats // 2), warmup=1)
             row["classroom_tokens_per_s"] = tokens / t_cls
-            row["speedup_vs_classroom"] = t_cls / t_train
-        if with_torch:
-            res = bench_torch(cfg, repeats, rng, threads, device)
-            if res is None:
-                row["torch"] = "not installed"
-            else:
-                row["torch_tokens_per_s"] = tokens / res[0]
-                row["torch_version"] = res[1]
-                row["speedup_vs_torch"] = res[0] / t_train
+            row["speedup_vs_classroom"] = t_cls / med["train"]
         results["configs"][name] = row
-        log(f"{name:>7}: train {row['train_tokens_per_s']:8,.0f} tok/s"
-            + ("" if gpu else f" = {row['fraction_of_ceiling']:.0%} of the GEMM ceiling "
-               f"({row['ceiling_tokens_per_s']:,.0f} tok/s, {row['ceiling_gflops']:.0f} GFLOP/s)")
-            + f"; eval {row['eval_tokens_per_s']:,.0f} tok/s; max RSS {peak_mib:,.0f} MiB"
-            + (f"; {row['speedup_vs_classroom']:.1f}x classroom" if "speedup_vs_classroom" in row else "")
-            + (f"; {row['speedup_vs_torch']:.2f}x PyTorch {row['torch_version']}" if "speedup_vs_torch" in row
-               else ""))
+        log(_summary(name, row, gpu))
     results["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     log(f"peak memory (max RSS of this process): {results['peak_rss_mib']:.0f} MiB")
     if out:
@@ -288,10 +315,29 @@ def run(configs=("small", "medium"), repeats=5, with_torch=False, classroom=True
     return results
 
 
+def _summary(name, row, gpu):
+    line = f"{name:>7}: train {row['train_tokens_per_s']:8,.0f} tok/s"
+    if not gpu:
+        lo, hi = row["fraction_of_ceiling_range"]
+        line += (f" = {row['fraction_of_ceiling']:.0%} (rounds {lo:.0%}-{hi:.0%}) of the GEMM ceiling "
+                 f"({row['ceiling_tokens_per_s']:,.0f} tok/s, {row['ceiling_gflops']:.0f} GFLOP/s)")
+    line += f"; eval {row['eval_tokens_per_s']:,.0f} tok/s; max RSS {row['minilstm_peak_rss_mib_so_far']:,.0f} MiB"
+    if "speedup_vs_classroom" in row:
+        line += f"; {row['speedup_vs_classroom']:.1f}x classroom"
+    if "speedup_vs_torch" in row:
+        lo, hi = row["speedup_vs_torch_range"]
+        line += (f"; {row['speedup_vs_torch']:.2f}x (rounds {lo:.2f}-{hi:.2f}) PyTorch {row['torch_version']} "
+                 f"({row['torch_tokens_per_s']:,.0f} tok/s)")
+    elif "torch" in row:
+        line += "; PyTorch not installed"
+    return line
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="minilstm bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", nargs="+", default=["small", "medium"], choices=["tiny", "small", "medium", "large"])
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=5, help="rounds of turns (default 5); figures are medians over them")
+    p.add_argument("--repeats", type=int, default=5, help="timed calls per turn (default 5), after one warm-up")
     p.add_argument("--torch", action="store_true", help="also time PyTorch's nn.LSTM (if installed)")
     p.add_argument("--no-classroom", action="store_true", help="skip the slow per-step float64 baseline")
     p.add_argument("--out", default="bench.json", help="JSON file for the figures (default bench.json)")
@@ -301,7 +347,8 @@ def main(argv=None):
     from .backend import GPUUnavailableError
 
     try:
-        run(args.configs, args.repeats, args.torch, not args.no_classroom, args.out, device=args.device)
+        run(args.configs, args.repeats, args.torch, not args.no_classroom, args.out, device=args.device,
+            rounds=args.rounds)
     except GPUUnavailableError as exc:
         print(f"minilstm bench: {exc}", file=sys.stderr)
         return 2

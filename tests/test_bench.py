@@ -18,6 +18,18 @@ def test_bench_smoke(tmp_path):
     assert res["peak_rss_mib"] > 0
 
 
+def test_functions_take_turns_and_ratios_are_paired_by_round():
+    calls = []
+    times = bench._interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                               rounds=3, repeats=2, settle=0)
+    # each turn: one warm-up call and two timed ones, and the two functions alternate
+    assert calls == (["a"] * 3 + ["b"] * 3) * 3
+    assert len(times["a"]) == len(times["b"]) == 3
+    # rounds 1 and 3 are 2x, round 2 (a burst of load on "a" alone) 4x: the median ignores it
+    ratio, (lo, hi) = bench._paired({"a": [2.0, 8.0, 1.0], "b": [1.0, 2.0, 0.5]}, "a", "b")
+    assert (ratio, lo, hi) == (2.0, 2.0, 4.0)
+
+
 def test_gpu_request_without_a_gpu_is_a_clear_error(capsys, tmp_path, monkeypatch):
     if backend.gpu_available():
         pytest.skip("a GPU is usable here: see test_bench_on_gpu")
