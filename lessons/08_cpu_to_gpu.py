@@ -17,7 +17,8 @@
 # * what makes array code fast on a GPU, measured here on the CPU where the same
 #   effects exist on a smaller scale: the fixed cost of every operation (a kernel
 #   launch on a GPU), and why one big matrix product for the input projections of
-#   all `T` steps beats `T` small ones;
+#   all `T` steps beats `T` small ones; and three tricks of the CPU training
+#   step (sums as matrix products, a row-sparse embedding gradient, reused buffers);
 # * if this machine has a GPU (`backend.gpu_available()`), the same model on
 #   both devices, compared number for number and timed, and the LSTM cell
 #   written line by line (a kernel launch per line) timed against minilstm's
@@ -253,6 +254,82 @@ print(f"the part of a V = {rows[-1][0]:,} step that grows with V (mostly the out
       f"1 - t(V={rows[0][0]}) / t(V={rows[-1][0]:,}): {100 * share:.0f}%")
 if not QUICK:
     assert rows[-1][1] > rows[0][1], "a larger vocabulary should cost more time per step"
+
+# %% [markdown]
+# ## Three more tricks of minilstm's CPU training step
+#
+# **Sums as matrix products.** The softmax needs the sum of every row of the
+# `(N*T, V)` array of `exp` values, and the decoder's bias gradient the sum of
+# every column of its gradient. A NumPy reduction (`a.sum(axis=1)`) runs on one
+# core; the same sums written as matrix-vector products, `a @ ones(V)` and
+# `ones(N*T) @ a`, run in the BLAS library, which is vectorised and uses every
+# core it is allowed. `minilstm/ops/softmax.py` and `minilstm/ops/affine.py` do
+# this. The results agree to float32 rounding:
+
+# %%
+M, V = N * T, pick(2000, 10000)
+a = np.exp(np.random.default_rng(3).standard_normal((M, V)).astype(np.float32))
+ones_V, ones_M = np.ones(V, np.float32), np.ones(M, np.float32)
+assert np.allclose(a.sum(axis=1), a @ ones_V, rtol=1e-5) and np.allclose(a.sum(axis=0), ones_M @ a, rtol=1e-5)
+t_rows = (best_time(lambda: a.sum(axis=1), repeat=pick(3, 7)), best_time(lambda: a @ ones_V, repeat=pick(3, 7)))
+t_cols = (best_time(lambda: a.sum(axis=0), repeat=pick(3, 7)), best_time(lambda: ones_M @ a, repeat=pick(3, 7)))
+for what, (t_sum, t_mv) in (("row sums   ", t_rows), ("column sums", t_cols)):
+    print(f"{what} of a ({M}, {V:,}) array: .sum {t_sum * 1e3:6.3f} ms   matrix-vector product "
+          f"{t_mv * 1e3:6.3f} ms   -> {t_sum / t_mv:.1f}x")
+
+# %% [markdown]
+# **A sparse embedding gradient.** A batch of `N*T = 400` words touches at most
+# 400 of the 10,000 rows of the embedding table, so its gradient is zero almost
+# everywhere. Built as a dense `(V, H)` array, it costs a pass to zero the array
+# and another for the SGD update over all `V` rows. minilstm's training loop
+# asks `embedding_backward(..., sparse=True)` for a `RowSparseGrad` instead: the
+# distinct rows and their summed gradients, and SGD updates only those rows. The
+# two updates give the same table:
+
+# %%
+from minilstm.ops.embedding import embedding_backward, embedding_forward
+
+V, H, lr = 10000, pick(64, 200), 0.5
+table = np.random.default_rng(4).standard_normal((V, H)).astype(np.float32)
+tokens = np.random.default_rng(5).integers(0, V, (N, T))
+_, emb_cache = embedding_forward(tokens, table)
+d_emb = np.random.default_rng(6).standard_normal((N, T, H)).astype(np.float32)
+
+
+def dense_update(W):
+    W -= lr * embedding_backward(d_emb, emb_cache)  # (V, H), mostly zeros
+
+
+def sparse_update(W):
+    g = embedding_backward(d_emb, emb_cache, sparse=True)  # only the rows of words in the batch
+    W[g.rows] -= lr * g.values
+
+
+W_dense, W_sparse = table.copy(), table.copy()
+dense_update(W_dense)
+sparse_update(W_sparse)
+assert np.allclose(W_dense, W_sparse, rtol=1e-6, atol=1e-6), "both updates must change the table alike"
+t_dense = best_time(lambda: dense_update(table), repeat=pick(3, 7))
+t_sparse = best_time(lambda: sparse_update(table), repeat=pick(3, 7))
+print(f"embedding gradient + SGD step, V = {V:,}, H = {H}: dense {t_dense * 1e3:.2f} ms   "
+      f"row-sparse {t_sparse * 1e3:.2f} ms   -> {t_dense / t_sparse:.1f}x")
+
+# %% [markdown]
+# **Reused buffers.** The largest arrays of a step, the `(N*T, V)` scores (16 MB
+# for `small`) and the decoder's `(H, V)` gradient, have the same shape at every
+# step. Asking for them afresh makes the operating system hand over new, zeroed
+# memory pages each time, and those page faults cost as much as a matrix
+# product. `minilstm/workspace.py` allocates them once per model and reuses
+# them; the scores then become the probabilities and their gradient *in place*.
+# The price is that a buffer is overwritten by the next step, so the model
+# refuses a backward pass through a cache whose buffers a later forward pass
+# has reused. (A loop that only allocates and frees one such array rarely shows
+# the effect: the C allocator may keep handing back the same block. It shows in
+# the full step, where other arrays come and go in between: profile it with
+# `python -m cProfile` and `LSTMLanguageModel(..., reuse_buffers=False)`.)
+#
+# All of this is measured, step by step and against PyTorch, by
+# `minilstm bench --torch` (README, "Speed").
 
 # %% [markdown]
 # ## On a GPU
