@@ -56,7 +56,8 @@ def check_tokens(name: str, tokens, vocab_size: int, shape: tuple | None = None,
     if not xp.issubdtype(tokens.dtype, xp.integer):
         raise TypeError(f"{name} must hold integer token ids, got dtype {tokens.dtype}")
     if tokens.size:
-        lo, hi = int(tokens.min()), int(tokens.max())
+        # Both bounds in one transfer: on a GPU each host read waits for the device.
+        lo, hi = xp.stack((tokens.min(), tokens.max())).tolist()
         if lo < 0 or hi >= vocab_size:
             bad = lo if lo < 0 else hi
             raise IndexError(f"{name} holds token id {bad}, outside the vocabulary [0, {vocab_size})")

@@ -28,10 +28,11 @@ def global_norm(grads: dict) -> float:
     """sqrt(sum over every gradient array of sum(g^2))."""
     total = 0.0
     for g in map(_stored, grads.values()):  # a sparse gradient's other rows are zero: they add nothing
-        xp = get_array_module(g)
         flat = g.reshape(-1)
-        total += float(xp.dot(flat, flat))  # one BLAS call, no temporary
-    return math.sqrt(total)
+        # One BLAS call, no temporary; summed in float64 where the arrays live, so that on a
+        # GPU the only transfer to the host is the final float(), not one per gradient.
+        total = total + get_array_module(g).dot(flat, flat).astype("float64")
+    return math.sqrt(float(total))
 
 
 def clip_global_norm_(grads: dict, max_norm: float) -> float:
