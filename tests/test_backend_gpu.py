@@ -209,34 +209,16 @@ def _nvrtc():
 
 @pytest.mark.skipif(_nvrtc() is None, reason="needs CuPy and the NVRTC library (no GPU needed)")
 @pytest.mark.parametrize("dtype", ["float", "double"])
-def test_fused_kernel_code_compiles_without_a_gpu(monkeypatch, dtype):
+def test_fused_kernel_code_compiles_without_a_gpu(dtype):
     """Compile each kernel's operation with NVRTC, wrapped the way ElementwiseKernel wraps it (a loop
     over the element index `i`, inputs as `const T x`, outputs as `T &y`), so a typo in a kernel is
     caught on a machine with CuPy but no GPU, before any GPU session."""
-    import cupy
+    from kernel_source import kernel_function, kernel_specs
 
-    from minilstm.ops import cuda_kernels
-
-    nvrtc, specs = _nvrtc(), {}
-    monkeypatch.setattr(cupy, "ElementwiseKernel", lambda ins, outs, op, name, **kw: specs.update({name: (ins, outs, op)}))
-    cuda_kernels._kernels.cache_clear()
-    cuda_kernels._kernels()
-    cuda_kernels._kernels.cache_clear()  # the real kernels next time
+    nvrtc, specs = _nvrtc(), kernel_specs()
     assert len(specs) == 5
     for name, (ins, outs, op) in specs.items():
-        args, binds = [], []
-        for is_out, params in ((False, ins), (True, outs)):
-            for p in params.split(","):
-                *raw, t, n = p.split()
-                t = {"int64": "long long", "int32": "int"}.get(t, t)
-                if raw:
-                    args.append(f"const {t}* {n}")
-                else:
-                    args.append(f"{t}* _raw_{n}")
-                    binds.append(f"{t} &{n} = _raw_{n}[i];" if is_out else f"const {t} {n} = _raw_{n}[i];")
-        src = (f"typedef {dtype} T; typedef long long I;\nextern \"C\" __global__ void {name}({', '.join(args)}, "
-               f"long long n) {{ for (long long i = blockIdx.x * blockDim.x + threadIdx.x; i < n; "
-               f"i += blockDim.x * gridDim.x) {{ {' '.join(binds)}\n{op};\n}} }}\n")
+        src = f"typedef {dtype} T; typedef long long I;\n" + kernel_function(name, ins, outs, op, device=True)
         prog = nvrtc.createProgram(src, name + ".cu", [], [])
         try:
             nvrtc.compileProgram(prog, ["-arch=compute_80"])

@@ -22,6 +22,7 @@ import types
 
 import numpy as np
 import pytest
+from kernel_source import kernel_function, kernel_specs, parse_params
 
 from minilstm.ops import cuda_kernels
 from minilstm.ops.lstm import _activate_gates_, _cell_backward, _cell_forward
@@ -31,35 +32,14 @@ CXX = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
 pytestmark = pytest.mark.skipif(CXX is None, reason="no C++ compiler (g++, c++ or clang++) on PATH")
 
 C_TYPES = {"float32": "float", "float64": "double"}
-INT_TYPES = {"int64": ("long long", np.int64), "int32": ("int", np.int32), "I": ("long long", np.int64)}
-
-
-def _parse(params):
-    """'raw I y, int64 V, T scale' -> [(raw, type, name), ...]"""
-    out = []
-    for p in params.split(","):
-        *raw, t, name = p.split()
-        out.append((bool(raw), t, name))
-    return out
+INT_DTYPES = {"int64": np.int64, "int32": np.int32, "I": np.int64}
 
 
 def _source(specs, ctype):
-    """C++ for every kernel: one loop over the element index i, as ElementwiseKernel generates."""
-    lines = ["#include <cmath>", "using std::exp; using std::tanh; using std::log;",
-             f"typedef {ctype} T; typedef long long I;"]
-    for name, (ins, outs, op) in specs.items():
-        args, binds = [], []
-        for is_out, params in ((False, ins), (True, outs)):
-            for raw, t, n in _parse(params):
-                ct = INT_TYPES[t][0] if t in INT_TYPES else t
-                if raw:
-                    args.append(f"const {ct}* {n}")
-                else:
-                    args.append(f"{ct}* _p_{n}")
-                    binds.append(f"{ct} &{n} = _p_{n}[i];" if is_out else f"const {ct} {n} = _p_{n}[i];")
-        lines.append(f'extern "C" void {name}_{ctype}({", ".join(args)}, long long n) {{\n'
-                     f"  for (long long i = 0; i < n; ++i) {{ {' '.join(binds)}\n{op};\n  }}\n}}")
-    return "\n".join(lines)
+    """C++ for every kernel, named ``<kernel>_<ctype>``: one loop over the element index i each."""
+    head = f"#include <cmath>\nusing std::exp; using std::tanh; using std::log;\ntypedef {ctype} T; typedef long long I;\n"
+    return head + "".join(kernel_function(f"{name}_{ctype}", ins, outs, op, device=False)
+                          for name, (ins, outs, op) in specs.items())
 
 
 class _CPUKernel:
@@ -67,7 +47,7 @@ class _CPUKernel:
 
     def __init__(self, libs, name, ins, outs):
         self.libs, self.name = libs, name
-        self.params = [(False, *p) for p in _parse(ins)] + [(True, *p) for p in _parse(outs)]
+        self.params = [(False, *p) for p in parse_params(ins)] + [(True, *p) for p in parse_params(outs)]
 
     def __call__(self, *arrays):
         assert len(arrays) == len(self.params), f"{self.name}: {len(arrays)} arguments for {len(self.params)}"
@@ -75,7 +55,7 @@ class _CPUKernel:
         shape = np.broadcast_shapes(*(np.shape(a) for a, (_, raw, _, _) in zip(arrays, self.params) if not raw))
         bufs = []
         for a, (_, raw, t, _) in zip(arrays, self.params):
-            dt = dtype if t == "T" else INT_TYPES[t][1]
+            dt = dtype if t == "T" else INT_DTYPES[t]
             a = np.asarray(a, dtype=dt)
             bufs.append(np.ascontiguousarray(a if raw else np.broadcast_to(a, shape)).copy())
         fn = getattr(self.libs[dtype.name], f"{self.name}_{C_TYPES[dtype.name]}")
@@ -88,20 +68,7 @@ class _CPUKernel:
 @pytest.fixture(scope="module")
 def cpu_cupy(tmp_path_factory):
     """A stand-in ``cupy`` module: NumPy functions, and ElementwiseKernel compiled for the CPU."""
-    specs = {}
-    recorder = types.ModuleType("cupy")
-    recorder.ElementwiseKernel = lambda ins, outs, op, name, **kw: specs.update({name: (ins, outs, op)}) or name
-    saved = sys.modules.get("cupy")
-    sys.modules["cupy"] = recorder
-    try:
-        cuda_kernels._kernels.cache_clear()
-        cuda_kernels._kernels()
-    finally:
-        cuda_kernels._kernels.cache_clear()
-        if saved is None:
-            del sys.modules["cupy"]
-        else:
-            sys.modules["cupy"] = saved
+    specs = kernel_specs()
     assert len(specs) == 5, sorted(specs)
 
     libs = {}
@@ -115,7 +82,7 @@ def cpu_cupy(tmp_path_factory):
         libs[dtype] = ctypes.CDLL(str(lib))
 
     fake = types.ModuleType("cupy")
-    for fn in ("empty", "arange", "log", "subtract", "ones"):
+    for fn in ("empty", "arange", "log", "subtract"):  # what the wrappers call
         setattr(fake, fn, getattr(np, fn))
     fake.ElementwiseKernel = lambda ins, outs, op, name, **kw: _CPUKernel(libs, name, ins, outs)
     return fake

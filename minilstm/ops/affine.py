@@ -55,14 +55,15 @@ def affine_backward(dout, cache: AffineCache, dW_out=None):
     x, W = cache.x, cache.W
     D, M = W.shape
     check_shape("dout", dout, (*x.shape[:-1], M), "(..., M)")
+    xp = get_array_module(dout)
     d2 = dout.reshape(-1, M)
     dx = (d2 @ W.T).reshape(x.shape)
     if dW_out is None:
         dW = x.reshape(-1, D).T @ d2
     else:
         check_shape("dW_out", dW_out, (D, M), "(D, M)")
-        dW = get_array_module(d2).matmul(x.reshape(-1, D).T, d2, out=dW_out)
+        dW = xp.matmul(x.reshape(-1, D).T, d2, out=dW_out)
     # db sums dout over the rows; as the product ones @ dout it runs in BLAS on every core
     # (a NumPy reduction uses one), which matters for the decoder's (N*T, V) gradient.
-    db = get_array_module(d2).ones(d2.shape[0], dtype=d2.dtype) @ d2
+    db = xp.ones(d2.shape[0], dtype=d2.dtype) @ d2
     return dx, dW, db

@@ -11,8 +11,9 @@ lines of ``_activate_gates_``, ``_cell_forward``, ``_cell_backward`` in
 ops/lstm.py and of the softmax in ops/softmax.py); the NumPy functions there
 stay the reference, and ``tests/test_backend_gpu.py`` checks every kernel
 against them in float64 on a GPU; ``tests/test_cuda_kernels_on_cpu.py`` checks
-the same arithmetic on any CPU, compiling each kernel body as C++. This module imports CuPy only when a kernel is first
-asked for, which only happens with CuPy arrays in hand.
+the same arithmetic on any CPU, compiling each kernel body as C++. This module
+imports CuPy only when a kernel is first asked for, which only happens with
+CuPy arrays in hand.
 
 ``T`` is the array dtype (float32 or float64); ``T(0.5)`` keeps float32 math
 in float32.
