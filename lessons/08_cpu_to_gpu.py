@@ -387,7 +387,7 @@ else:
 # ```
 #
 # minilstm does this on a GPU: the cell functions of `minilstm/ops/lstm.py`
-# (`_activate_gates_`, `_cell_forward`, `_cell_backward`) run their NumPy lines
+# (`activate_gates_`, `cell_forward`, `cell_backward`) run their NumPy lines
 # on the CPU, and one fused kernel each from `minilstm/ops/cuda_kernels.py` when
 # they get CuPy arrays. The cell below checks that the line-by-line cell and
 # minilstm's agree with `lstm_step_forward` (on whichever device is here), and
@@ -400,7 +400,7 @@ try:
     HAS_FUSED = True
 except ImportError:
     HAS_FUSED = False
-from minilstm.ops.lstm import _activate_gates_, _cell_forward   # the cell functions lstm_forward calls
+from minilstm.ops.lstm import activate_gates_, cell_forward   # the cell functions lstm_forward calls
 
 
 def cell_line_by_line(a, prev_c, xp):
@@ -417,8 +417,8 @@ def cell_line_by_line(a, prev_c, xp):
 def cell_minilstm(a, prev_c, xp, buf, next_c, tanh_c, next_h):
     """minilstm's cell: squash a copy of a in place, then c and h (fused kernels on a GPU)."""
     buf[...] = a                                       # the gates are squashed in place: keep `a` intact
-    _activate_gates_(buf, prev_c.shape[1], xp)
-    _cell_forward(buf, prev_c, next_c, tanh_c, next_h, xp)
+    activate_gates_(buf, prev_c.shape[1], xp)
+    cell_forward(buf, prev_c, next_c, tanh_c, next_h, xp)
     return next_c, next_h
 
 

@@ -3,7 +3,7 @@
 The reference code marks what students write with solution regions (the
 nbgrader / otter-grader convention)::
 
-    def _cell_forward(gates, prev_c, next_c, tanh_c, next_h, xp):
+    def cell_forward(gates, prev_c, next_c, tanh_c, next_h, xp):
         \"\"\"c = f * c_prev + i * g;  h = o * tanh(c). ...\"\"\"
         H = prev_c.shape[1]
         ### BEGIN SOLUTION [lstm:cell_forward] (hint: c = f * prev_c + i * g; h = o * tanh(c))
@@ -20,7 +20,7 @@ For the assignment being handed out, each of its regions becomes::
 
         # YOUR CODE HERE [lstm:cell_forward]
         raise NotImplementedError(
-            "_cell_forward: your code here [lstm:cell_forward]. Hint: c = f * prev_c + i * g; "
+            "cell_forward: your code here [lstm:cell_forward]. Hint: c = f * prev_c + i * g; "
             "h = o * tanh(c)")
 
 indented like the marker. Regions of other assignments keep their code (only
@@ -339,7 +339,7 @@ def _walk(root: Path, skip_dirs=()):
 
 
 def _module_path(func_spec: str) -> str:
-    """``minilstm.ops.lstm:_cell_forward`` -> ``minilstm/ops/lstm.py``."""
+    """``minilstm.ops.lstm:cell_forward`` -> ``minilstm/ops/lstm.py``."""
     return func_spec.split(":", 1)[0].replace(".", "/") + ".py"
 
 

@@ -199,6 +199,29 @@ def _save(out_dir, name, model, cfg, corpus_hash, prog, state, extra_meta=None):
     return save_checkpoint(out_dir / name, {k: to_host(v) for k, v in model.params.items()}, meta, arrays)
 
 
+def train_step(model: LSTMLanguageModel, x, y, state, lr: float, max_grad_norm: float):
+    """One step of truncated BPTT on one chunk: forward, backward, clip, SGD.
+
+    x, y: (N, T) token ids (y is x shifted by one word); state: the (h, c) pair
+    of (L, N, H) arrays the previous chunk returned, or None for zeros.
+    Returns (loss, gnorm, state): the chunk's loss (NLL summed over T, averaged
+    over N), the global gradient norm before clipping, and the final (h, c) to
+    carry into the next chunk (no gradient goes back into it).
+    """
+    ### BEGIN SOLUTION [training:loop] (hint: one step of truncated BPTT: forward this chunk from
+    ###     the state the previous chunk returned (dropout on), keep the returned state for the
+    ###     next chunk (no gradient goes back into it), backward, clip the global gradient norm to
+    ###     max_grad_norm (clip_global_norm_ returns the norm before clipping), then an SGD
+    ###     step with lr (sgd_step_). Return loss, gnorm and the new state)
+    loss, cache, state = model.forward(x, y, state, train=True)
+    grads = model.backward(cache)
+    del cache
+    gnorm = clip_global_norm_(grads, max_grad_norm)
+    sgd_step_(model.params, grads, lr)
+    ### END SOLUTION
+    return loss, gnorm, state
+
+
 def train(config: Config | str | None = None, out_dir=None, resume=False, data_dir=None, device=None,
           progress=True, corpus=None, on_step=None, evaluate_test=True, log=print, **overrides) -> TrainResult:
     """Train a language model; the same as ``minilstm train``.
@@ -267,17 +290,7 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
             bar = _epoch_bar(progress, n_chunks, prog, cfg)
             t0 = time.perf_counter()
             for x, y in iterate_chunks(data, cfg.num_steps, start=prog.chunk):
-                ### BEGIN SOLUTION [training:loop] (hint: one step of truncated BPTT: forward this chunk from
-                ###     the state the previous chunk returned (dropout on), keep the returned state for the
-                ###     next chunk (no gradient goes back into it), backward, clip the global gradient norm to
-                ###     cfg.max_grad_norm (clip_global_norm_ returns the norm before clipping), then an SGD
-                ###     step with lr (sgd_step_). The bookkeeping below needs loss and gnorm)
-                loss, cache, state = model.forward(x, y, state, train=True)
-                grads = model.backward(cache)
-                del cache
-                gnorm = clip_global_norm_(grads, cfg.max_grad_norm)
-                sgd_step_(model.params, grads, lr)
-                ### END SOLUTION
+                loss, gnorm, state = train_step(model, x, y, state, lr, cfg.max_grad_norm)
                 _check_diverged(loss * x.shape[0] / y.size, gnorm)
                 prog.chunk += 1
                 prog.step += 1

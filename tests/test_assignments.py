@@ -31,11 +31,11 @@ ALL_PARTS = list(PARTS)
 BUG_RUNS = [
     (None, [  # the whole course
         ("assign-instead-of-add", "minilstm/ops/lstm.py", "dc = dc + dh * o * (1.0 - tanh_c * tanh_c)",
-         "dc = dh * o * (1.0 - tanh_c * tanh_c)", "lstm:cell_backward", ["_cell_backward", "dprev_c"]),
+         "dc = dh * o * (1.0 - tanh_c * tanh_c)", "lstm:cell_backward", ["cell_backward", "dprev_c"]),
         ("dropout-backward-forgotten", "minilstm/model.py", "dx = dropout_backward(dx, cache.drops[layer - 1])",
          "dx = dx", "dropout:placement", ["LSTMLanguageModel.backward", "embed.W"]),
-        ("no-clipping", "minilstm/training.py", "gnorm = clip_global_norm_(grads, cfg.max_grad_norm)",
-         "gnorm = 0.0", "training:loop", ["train", "clip"]),
+        ("no-clipping", "minilstm/training.py", "gnorm = clip_global_norm_(grads, max_grad_norm)",
+         "gnorm = 0.0", "training:loop", ["train_step", "clip"]),
         ("mean-not-sum", "minilstm/training.py", "nll += loss * x.shape[0]  # the loss", "nll += loss  # the loss",
          "training:evaluate", ["evaluate", "multiply it by N"]),
     ]),
@@ -43,7 +43,7 @@ BUG_RUNS = [
         ("missing-gate-derivative", "minilstm/ops/lstm.py",
          "xp.multiply(dh * tanh_c, o * (1.0 - o), out=dgates[:, 2 * H:3 * H])",
          "xp.multiply(dh * tanh_c, 1.0, out=dgates[:, 2 * H:3 * H])", "lstm:cell_backward",
-         ["_cell_backward", "da_o"]),
+         ["cell_backward", "da_o"]),
         ("no-recurrent-gradient", "minilstm/ops/lstm.py", "dh_t = dh[:, t] + dh_next", "dh_t = dh[:, t]",
          "lstm:sequence_backward", ["lstm_backward", "Wh"]),
     ]),
@@ -252,7 +252,7 @@ def test_handout_imports_and_stubs_raise_with_their_hints(course):
         "from minilstm.ops import lstm\n"
         "z = np.zeros((1, 1))\n"
         "try:\n"
-        "    lstm._cell_forward(np.zeros((1, 4)), z, z.copy(), z.copy(), z.copy(), np)\n"
+        "    lstm.cell_forward(np.zeros((1, 4)), z, z.copy(), z.copy(), z.copy(), np)\n"
         "except NotImplementedError as exc:\n"
         "    print('STUB:', exc)\n")
     env = {**os.environ, "PYTHONPATH": str(course), "PYTHONDONTWRITEBYTECODE": "1"}
@@ -261,8 +261,8 @@ def test_handout_imports_and_stubs_raise_with_their_hints(course):
     assert out.returncode == 0, out.stderr
     first, stub = out.stdout.splitlines()[:2]
     assert Path(first).resolve() == (course / "minilstm" / "__init__.py").resolve()
-    assert stub.startswith("STUB: _cell_forward: your code here [lstm:cell_forward]. Hint: ")
-    assert hints["_cell_forward"] in stub
+    assert stub.startswith("STUB: cell_forward: your code here [lstm:cell_forward]. Hint: ")
+    assert hints["cell_forward"] in stub
 
 
 # ----------------------------------------------------------------------------- grading

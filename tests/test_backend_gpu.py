@@ -135,7 +135,7 @@ def test_fused_kernels_match_the_numpy_functions(rng, dtype):
     N, T, H, V = 3, 4, 5, 17
     pre = (rng.standard_normal((N, T, 4 * H)) * 3).astype(dtype)  # a strided (N, 4H) view per step, as in BPTT
     a_np, a_gpu = pre.copy(), cupy.asarray(pre)
-    lstm._activate_gates_(a_np[:, 1], H, np)
+    lstm.activate_gates_(a_np[:, 1], H, np)
     cuda_kernels.activate_gates_(a_gpu[:, 1])
     np.testing.assert_allclose(a_gpu.get(), a_np, **tol)
 
@@ -143,7 +143,7 @@ def test_fused_kernels_match_the_numpy_functions(rng, dtype):
     prev_c = rng.standard_normal((N, H)).astype(dtype)
     outs_np = [np.empty((N, H), dtype) for _ in range(3)]
     outs_gpu = [cupy.empty((N, H), dtype) for _ in range(3)]
-    lstm._cell_forward(gates, prev_c, *outs_np, np)
+    lstm.cell_forward(gates, prev_c, *outs_np, np)
     cuda_kernels.cell_forward(cupy.asarray(gates), cupy.asarray(prev_c), *outs_gpu)
     for got, want in zip(outs_gpu, outs_np):
         np.testing.assert_allclose(got.get(), want, **tol)
@@ -151,7 +151,7 @@ def test_fused_kernels_match_the_numpy_functions(rng, dtype):
     dh, dc = (rng.standard_normal((N, H)).astype(dtype) for _ in range(2))
     tanh_c = outs_np[1]
     dg_np, dg_gpu = np.empty((N, 4 * H), dtype), cupy.empty((N, 4 * H), dtype)
-    dprev_np = lstm._cell_backward(dh, dc, gates, prev_c, tanh_c, dg_np, np)
+    dprev_np = lstm.cell_backward(dh, dc, gates, prev_c, tanh_c, dg_np, np)
     dprev_gpu = cuda_kernels.cell_backward(*(cupy.asarray(v) for v in (dh, dc, gates, prev_c, tanh_c)), dg_gpu)
     np.testing.assert_allclose(dg_gpu.get(), dg_np, **tol)
     np.testing.assert_allclose(dprev_gpu.get(), dprev_np, **tol)

@@ -25,7 +25,7 @@ import pytest
 from kernel_source import kernel_function, kernel_specs, parse_params
 
 from minilstm.ops import cuda_kernels
-from minilstm.ops.lstm import _activate_gates_, _cell_backward, _cell_forward
+from minilstm.ops.lstm import activate_gates_, cell_backward, cell_forward
 from minilstm.ops.softmax import _softmax_nll_
 
 CXX = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
@@ -110,7 +110,7 @@ def _gates(rng, N, H, dtype):
 def test_activate_gates_kernel_matches_numpy(kernels, dtype):
     a = _gates(np.random.default_rng(0), 5, 7, dtype)
     a[0, :3] = [-200, 200, 0]  # saturated and centred sigmoids
-    ref = _activate_gates_(a.copy(), 7, np)
+    ref = activate_gates_(a.copy(), 7, np)
     got = kernels.activate_gates_(a.copy())
     np.testing.assert_allclose(got, ref, **TOL[dtype])
 
@@ -119,12 +119,12 @@ def test_activate_gates_kernel_matches_numpy(kernels, dtype):
 def test_cell_forward_kernel_matches_numpy(kernels, dtype):
     rng = np.random.default_rng(1)
     N, H = 4, 6
-    gates = _activate_gates_(_gates(rng, N, H, dtype), H, np)
+    gates = activate_gates_(_gates(rng, N, H, dtype), H, np)
     prev_c = rng.standard_normal((N, H)).astype(dtype)
     # the outputs are strided views of (N, T, H) arrays, as in lstm_forward
     ref = [np.zeros((N, 3, H), dtype) for _ in range(3)]
     got = [np.zeros((N, 3, H), dtype) for _ in range(3)]
-    _cell_forward(gates, prev_c, *(r[:, 1] for r in ref), np)
+    cell_forward(gates, prev_c, *(r[:, 1] for r in ref), np)
     kernels.cell_forward(gates, prev_c, *(g[:, 1] for g in got))
     for name, r, g in zip(("c", "tanh_c", "h"), ref, got):
         np.testing.assert_allclose(g, r, **TOL[dtype], err_msg=name)
@@ -135,11 +135,11 @@ def test_cell_forward_kernel_matches_numpy(kernels, dtype):
 def test_cell_backward_kernel_matches_numpy(kernels, dtype):
     rng = np.random.default_rng(2)
     N, H = 3, 5
-    gates = _activate_gates_(_gates(rng, N, H, dtype), H, np)
+    gates = activate_gates_(_gates(rng, N, H, dtype), H, np)
     prev_c, dh, dc = (rng.standard_normal((N, H)).astype(dtype) for _ in range(3))
     tanh_c = np.tanh(gates[:, H:2 * H] * prev_c + gates[:, :H] * gates[:, 3 * H:])
     ref_d, got_d = np.zeros((N, 2, 4 * H), dtype), np.zeros((N, 2, 4 * H), dtype)
-    ref_c = _cell_backward(dh, dc, gates, prev_c, tanh_c, ref_d[:, 1], np)
+    ref_c = cell_backward(dh, dc, gates, prev_c, tanh_c, ref_d[:, 1], np)
     got_c = kernels.cell_backward(dh, dc, gates, prev_c, tanh_c, got_d[:, 1])
     for k, gate in enumerate("ifog"):
         np.testing.assert_allclose(got_d[:, 1, k * H:(k + 1) * H], ref_d[:, 1, k * H:(k + 1) * H], **TOL[dtype],
@@ -173,9 +173,9 @@ def test_a_wrong_kernel_is_caught(kernels, monkeypatch):
     swapped = lambda i, f, o, g, *rest: real(f, i, o, g, *rest)  # noqa: E731
     monkeypatch.setitem(kernels._kernels(), "cell_forward", swapped)
     rng = np.random.default_rng(4)
-    gates = _activate_gates_(_gates(rng, 2, 3, "float64"), 3, np)
+    gates = activate_gates_(_gates(rng, 2, 3, "float64"), 3, np)
     prev_c = rng.standard_normal((2, 3))
     ref, got = [np.empty((2, 3)) for _ in range(3)], [np.empty((2, 3)) for _ in range(3)]
-    _cell_forward(gates, prev_c, *ref, np)
+    cell_forward(gates, prev_c, *ref, np)
     kernels.cell_forward(gates, prev_c, *got)
     assert not np.allclose(got[0], ref[0])

@@ -149,7 +149,7 @@ def test_checker_catches_a_missing_gate_derivative(rng, monkeypatch):
     """Drop the sigmoid slope of the forget gate inside the real cell backward."""
     from minilstm.ops import lstm as lstm_mod
 
-    real = lstm_mod._cell_backward
+    real = lstm_mod.cell_backward
 
     def broken(dh, dc, gates, prev_c, tanh_c, dgates, xp):
         out = real(dh, dc, gates, prev_c, tanh_c, dgates, xp)
@@ -158,7 +158,7 @@ def test_checker_catches_a_missing_gate_derivative(rng, monkeypatch):
         dgates[:, H:2 * H] /= f * (1.0 - f)  # as if the derivative sigm' had been forgotten
         return out
 
-    monkeypatch.setattr(lstm_mod, "_cell_backward", broken)
+    monkeypatch.setattr(lstm_mod, "cell_backward", broken)
     report = gc.check_op(m.lstm_forward, m.lstm_backward, lstm_inputs(rng), ["x", "h0", "Wx", "Wh", "b", "c0"])
     assert not report.passed
 

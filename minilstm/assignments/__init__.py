@@ -94,15 +94,15 @@ LSTM = Assignment(
     title="The LSTM: one step and a whole sequence, forward and backward",
     summary=(
         "Implement the LSTM cell of Zaremba et al. (2014), section 3.1, and backpropagation through time. "
-        "Start with the cell equations (`_cell_forward`, `_cell_backward`), build one time step on them "
+        "Start with the cell equations (`cell_forward`, `cell_backward`), build one time step on them "
         "(`lstm_step_forward`, `lstm_step_backward`), then the whole sequence (`lstm_forward`, `lstm_backward`). "
         "Every backward pass is checked against finite differences (`minilstm.gradcheck`)."
     ),
     parts=(
         Part("cell_forward", 5, "the cell equations c = f * c_prev + i * g, h = o * tanh(c)",
-             ("minilstm.ops.lstm:_cell_forward",)),
+             ("minilstm.ops.lstm:cell_forward",)),
         Part("cell_backward", 10, "backward through the cell equations and the gate nonlinearities",
-             ("minilstm.ops.lstm:_cell_backward",)),
+             ("minilstm.ops.lstm:cell_backward",)),
         Part("step", 10, "one LSTM time step, forward and backward",
              ("minilstm.ops.lstm:lstm_step_forward", "minilstm.ops.lstm:lstm_step_backward")),
         Part("sequence_forward", 10, "the LSTM over a whole sequence (with optional recurrent masks)",
@@ -134,7 +134,7 @@ TRAINING = Assignment(
     name="training",
     title="Training the language model with truncated BPTT",
     summary=(
-        "Measure perplexity (`evaluate`) and write the training step of `train`: each chunk starts from the "
+        "Measure perplexity (`evaluate`) and write the training step `train_step` (`train` calls it for every chunk): each chunk starts from the "
         "state the previous chunk left (but no gradient flows back across the boundary: truncated BPTT), "
         "then backward, clipping of the global gradient norm and an SGD step. The hidden test trains a small "
         "model on the built-in corpus and expects it to reach a target validation perplexity."
@@ -143,7 +143,7 @@ TRAINING = Assignment(
         Part("evaluate", 10, "perplexity of a token stream, state carried, dropout off",
              ("minilstm.training:evaluate",)),
         Part("loop", 20, "the truncated-BPTT training step: carried state, clipping, SGD",
-             ("minilstm.training:train",)),
+             ("minilstm.training:train_step",)),
     ),
 )
 

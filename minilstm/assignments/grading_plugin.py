@@ -10,7 +10,7 @@ on ``sys.path``. It
    replaced, wherever the student's package refers to it, by the reference
    version (a copy of the instructor's package importable as
    ``minilstm_reference``). So a test of ``lstm:sequence_backward`` runs the
-   student's ``lstm_backward`` on top of the reference ``_cell_backward``, and
+   student's ``lstm_backward`` on top of the reference ``cell_backward``, and
    one bug costs one part's points. Without a reference (a student running
    ``minilstm grade`` on their own copy), nothing is replaced;
 3. records every test's part, outcome and a one-paragraph message, and writes

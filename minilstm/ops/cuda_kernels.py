@@ -7,7 +7,7 @@ launch, so the cell's ~10 lines cost ~10 launches per step and per layer. The
 kernels below do the same arithmetic, line for line, in one launch each.
 
 They are used automatically when the arrays are CuPy arrays (see the first
-lines of ``_activate_gates_``, ``_cell_forward``, ``_cell_backward`` in
+lines of ``activate_gates_``, ``cell_forward``, ``cell_backward`` in
 ops/lstm.py and of the softmax in ops/softmax.py); the NumPy functions there
 stay the reference, and ``tests/test_backend_gpu.py`` checks every kernel
 against them in float64 on a GPU; ``tests/test_cuda_kernels_on_cpu.py`` checks
@@ -81,7 +81,7 @@ def _kernels():
 
 
 def activate_gates_(a):
-    """a (N, 4H), in place: the same as ops/lstm.py's _activate_gates_."""
+    """a (N, 4H), in place: the same as ops/lstm.py's activate_gates_."""
     _kernels()["activate"](a.shape[1], a)
     return a
 
@@ -94,7 +94,7 @@ def cell_forward(gates, prev_c, next_c, tanh_c, next_h):
 
 
 def cell_backward(dh, dc, gates, prev_c, tanh_c, dgates):
-    """Writes da (N, 4H) into dgates; returns dprev_c (N, H). Same as ops/lstm.py's _cell_backward."""
+    """Writes da (N, 4H) into dgates; returns dprev_c (N, H). Same as ops/lstm.py's cell_backward."""
     H = prev_c.shape[1]
     i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
     import cupy

@@ -47,7 +47,7 @@ def _sigmoid_(a, xp):
     return a
 
 
-def _activate_gates_(a, H, xp):
+def activate_gates_(a, H, xp):
     """Turn pre-activations a (N, 4H) into gates [i, f, o, g] in place."""
     if xp is not np:  # CuPy: the same arithmetic as one fused kernel launch (ops/cuda_kernels.py)
         return cuda_kernels.activate_gates_(a)
@@ -56,7 +56,7 @@ def _activate_gates_(a, H, xp):
     return a
 
 
-def _cell_forward(gates, prev_c, next_c, tanh_c, next_h, xp):
+def cell_forward(gates, prev_c, next_c, tanh_c, next_h, xp):
     """c = f * c_prev + i * g;  h = o * tanh(c).  Writes into next_c, tanh_c, next_h (N, H)."""
     if xp is not np:  # CuPy: the same lines as one fused kernel launch (ops/cuda_kernels.py)
         return cuda_kernels.cell_forward(gates, prev_c, next_c, tanh_c, next_h)
@@ -71,7 +71,7 @@ def _cell_forward(gates, prev_c, next_c, tanh_c, next_h, xp):
     ### END SOLUTION
 
 
-def _cell_backward(dh, dc, gates, prev_c, tanh_c, dgates, xp):
+def cell_backward(dh, dc, gates, prev_c, tanh_c, dgates, xp):
     """Backward through the cell equations for one step.
 
     Inputs: dh, dc (N, H) = gradients reaching h_t and c_t; the forward's gates
@@ -151,15 +151,15 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
         check_finite(name, arr)
     check_finite("x", x)
 
-    ### BEGIN SOLUTION [lstm:step] (hint: a = x Wx + prev_h Wh + b is one (N, 4H) block; _activate_gates_(a,
-    ###     H, xp) squashes it in place; allocate next_c, tanh_c, next_h and let _cell_forward fill them;
+    ### BEGIN SOLUTION [lstm:step] (hint: a = x Wx + prev_h Wh + b is one (N, 4H) block; activate_gates_(a,
+    ###     H, xp) squashes it in place; allocate next_c, tanh_c, next_h and let cell_forward fill them;
     ###     return next_h, next_c, LSTMStepCache(...))
     gates = x @ Wx + prev_h @ Wh + b  # (N, 4H): all four gates in one block
-    _activate_gates_(gates, H, xp)
+    activate_gates_(gates, H, xp)
     next_c = xp.empty_like(prev_c)
     tanh_c = xp.empty_like(prev_c)
     next_h = xp.empty_like(prev_h)
-    _cell_forward(gates, prev_c, next_c, tanh_c, next_h, xp)
+    cell_forward(gates, prev_c, next_c, tanh_c, next_h, xp)
     return next_h, next_c, LSTMStepCache(x, prev_h, prev_c, gates, tanh_c, Wx, Wh)
     ### END SOLUTION
 
@@ -173,11 +173,11 @@ def lstm_step_backward(dnext_h, dnext_c, cache: LSTMStepCache):
     xp = get_array_module(dnext_h)
     check_shape("dnext_h", dnext_h, cache.prev_h.shape, "(N, H)")
     check_shape("dnext_c", dnext_c, cache.prev_c.shape, "(N, H)")
-    ### BEGIN SOLUTION [lstm:step] (hint: _cell_backward fills da (N, 4H), the gradient on the
+    ### BEGIN SOLUTION [lstm:step] (hint: cell_backward fills da (N, 4H), the gradient on the
     ###     pre-activations, and returns dprev_c; then a = x Wx + prev_h Wh + b is affine: dx = da Wx^T, dWx =
     ###     x^T da, the same for prev_h and Wh, db = da summed over the batch)
     da = xp.empty_like(cache.gates)  # (N, 4H)
-    dprev_c = _cell_backward(dnext_h, dnext_c, cache.gates, cache.prev_c, cache.tanh_c, da, xp)
+    dprev_c = cell_backward(dnext_h, dnext_c, cache.gates, cache.prev_c, cache.tanh_c, da, xp)
     # a = x Wx + h_prev Wh + b: an affine map, so the usual three products.
     dx = da @ cache.Wx.T
     dprev_h = da @ cache.Wh.T
@@ -264,8 +264,8 @@ def lstm_forward(x, h0, Wx, Wh, b, c0=None, h_masks=None):
 
     ### BEGIN SOLUTION [lstm:sequence_forward] (hint: fill gates (N, T, 4H), h, c, tanh_c (N, T, H) and h_in
     ###     (the masked h_{t-1}, or None) for the cache below. x_t Wx + b for all T steps is one product; then
-    ###     for t = 0..T-1: multiply h_{t-1} by h_masks[:, t] if given, add h_{t-1} Wh, _activate_gates_,
-    ###     _cell_forward into h[:, t], c[:, t], tanh_c[:, t])
+    ###     for t = 0..T-1: multiply h_{t-1} by h_masks[:, t] if given, add h_{t-1} Wh, activate_gates_,
+    ###     cell_forward into h[:, t], c[:, t], tanh_c[:, t])
     # One GEMM for the input projections of all T steps: (N*T, D) @ (D, 4H).
     gates = (x.reshape(N * T, D) @ Wx).reshape(N, T, 4 * H)  # (N, T, 4H)
     gates += b
@@ -282,8 +282,8 @@ def lstm_forward(x, h0, Wx, Wh, b, c0=None, h_masks=None):
         a = gates[:, t]  # (N, 4H) view: x_t Wx + b, completed in place
         xp.matmul(prev_h, Wh, out=rec)
         a += rec
-        _activate_gates_(a, H, xp)
-        _cell_forward(a, prev_c, c[:, t], tanh_c[:, t], h[:, t], xp)
+        activate_gates_(a, H, xp)
+        cell_forward(a, prev_c, c[:, t], tanh_c[:, t], h[:, t], xp)
         prev_h, prev_c = h[:, t], c[:, t]
     ### END SOLUTION
 
@@ -304,7 +304,7 @@ def lstm_backward(dh, cache: LSTMCache, dh_final=None, dc_final=None):
     D = cache.x.shape[2]
     check_shape("dh", dh, (N, T, H), "(N, T, H)")
     ### BEGIN SOLUTION [lstm:sequence_backward] (hint: walk t from T-1 down to 0: h_t gets dh[:, t] plus the
-    ###     gradient sent back by step t+1 (start from dh_final, dc_final or zeros); _cell_backward gives da
+    ###     gradient sent back by step t+1 (start from dh_final, dc_final or zeros); cell_backward gives da
     ###     for step t and the gradient on c_{t-1}; the gradient on h_{t-1} is da Wh^T (times h_masks[:, t] if
     ###     used). Weight gradients sum over all steps: stack da as (N*T, 4H) and use h_{t-1} = h0, h_1 ..
     ###     h_{T-1} (or cache.h_in))
@@ -315,7 +315,7 @@ def lstm_backward(dh, cache: LSTMCache, dh_final=None, dc_final=None):
         prev_c = cache.c[:, t - 1] if t > 0 else cache.c0
         # h_t feeds the layer above (dh[:, t]) and the next step (dh_next).
         dh_t = dh[:, t] + dh_next
-        dc_next = _cell_backward(dh_t, dc_next, cache.gates[:, t], prev_c, cache.tanh_c[:, t],
+        dc_next = cell_backward(dh_t, dc_next, cache.gates[:, t], prev_c, cache.tanh_c[:, t],
                                  dgates[:, t], xp)
         dh_next = dgates[:, t] @ cache.Wh.T
         if cache.h_masks is not None:

@@ -32,19 +32,19 @@ def test_cell_forward_other_shapes_and_saturation(N, H):
     inputs = {"gates": gates, "prev_c": prev_c}
     copies = {k: v.copy() for k, v in inputs.items()}
     next_c, tanh_c, next_h = (np.full((N, H), np.nan) for _ in range(3))
-    lstm._cell_forward(gates, prev_c, next_c, tanh_c, next_h, np)
-    unchanged("_cell_forward", inputs, copies)
+    lstm.cell_forward(gates, prev_c, next_c, tanh_c, next_h, np)
+    unchanged("cell_forward", inputs, copies)
     h, c = cell_equations(a, prev_c)
-    expect_close("_cell_forward", "next_c", next_c, c)
-    expect_close("_cell_forward", "next_h", next_h, h)
+    expect_close("cell_forward", "next_c", next_c, c)
+    expect_close("cell_forward", "next_h", next_h, h)
 
 
 @pytest.mark.part("lstm:cell_forward")
 def test_cell_forward_float32():
     a, prev_c = randn(rng(11), 2, 12).astype(np.float32), randn(rng(12), 2, 3).astype(np.float32)
     out = [np.zeros((2, 3), np.float32) for _ in range(3)]
-    lstm._cell_forward(activated(a).astype(np.float32), prev_c, *out, np)
-    expect_close("_cell_forward", "next_h in float32", out[2], cell_equations(a.astype(np.float64),
+    lstm.cell_forward(activated(a).astype(np.float32), prev_c, *out, np)
+    expect_close("cell_forward", "next_h in float32", out[2], cell_equations(a.astype(np.float64),
                                                                              prev_c.astype(np.float64))[0], tol=1e-5)
 
 
@@ -62,9 +62,9 @@ def test_cell_backward_leaves_its_inputs_alone():
     h, c = cell_equations(a, prev_c)
     inputs = {"dh": dh, "dc": dc, "gates": activated(a), "prev_c": prev_c, "tanh_c": np.tanh(c)}
     copies = {k: v.copy() for k, v in inputs.items()}
-    lstm._cell_backward(inputs["dh"], inputs["dc"], inputs["gates"], inputs["prev_c"], inputs["tanh_c"],
+    lstm.cell_backward(inputs["dh"], inputs["dc"], inputs["gates"], inputs["prev_c"], inputs["tanh_c"],
                         np.zeros((N, 4 * H)), np)
-    unchanged("_cell_backward", inputs, copies)
+    unchanged("cell_backward", inputs, copies)
 
 
 @pytest.mark.part("lstm:step")

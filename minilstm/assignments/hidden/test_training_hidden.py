@@ -92,14 +92,14 @@ def check_against_hand_training():
             worst, where = diff, name
     if worst > 1e-9:
         raise AssertionError(
-            f"train: after 2 epochs the weights differ from truncated BPTT done by hand (largest relative difference "
+            f"train_step: after 2 epochs the weights differ from truncated BPTT done by hand (largest relative difference "
             f"{worst:.1e}, in {where}). Each chunk: forward from the previous chunk's state with dropout on, "
-            "backward, clip the global norm to cfg.max_grad_norm, SGD step with this epoch's lr")
+            "backward, clip the global norm to max_grad_norm, SGD step with this epoch's lr")
     n = len(norms) // 2
     for epoch, row in enumerate(res.history, start=1):
         want = sum(norms[(epoch - 1) * n:epoch * n]) / n
         if not math.isclose(row["grad_norm"], want, rel_tol=1e-9):
-            raise AssertionError(f"train: epoch {epoch} reports a mean gradient norm {row['grad_norm']:.6f}, "
+            raise AssertionError(f"train_step: epoch {epoch} reports a mean gradient norm {row['grad_norm']:.6f}, "
                                  f"expected {want:.6f}: gnorm must be the norm *before* clipping "
                                  "(what clip_global_norm_ returns)")
 
@@ -118,7 +118,7 @@ def test_one_backward_per_chunk(monkeypatch):
     res = run_train(corpus, epochs=1)
     steps = res.history[-1]["steps"]
     if counts["backward"] != steps:
-        raise AssertionError(f"train: model.backward ran {counts['backward']} times in {steps} steps; "
+        raise AssertionError(f"train_step: model.backward ran {counts['backward']} times in {steps} steps; "
                              "once per chunk")
 
 
@@ -127,7 +127,7 @@ def test_reaches_the_target_validation_perplexity_on_the_builtin_corpus():
     try:  # a fraction of a second; no need to spend seconds training a loop known to be wrong
         check_against_hand_training()
     except AssertionError:
-        pytest.fail("train: the target perplexity was not attempted, because the training step is not right yet "
+        pytest.fail("train_step: the target perplexity was not attempted, because the training step is not right yet "
                     "(see the other messages of this part)")
     full = load_corpus("builtin")
     corpus = Corpus(name="builtin-100k", vocab=full.vocab, train=full.train[:TARGET_WORDS],
@@ -137,5 +137,5 @@ def test_reaches_the_target_validation_perplexity_on_the_builtin_corpus():
                         for r in res.history)
     if not res.valid_ppl < TARGET_PPL:
         raise AssertionError(
-            f"train: validation perplexity {res.valid_ppl:.2f} after 2 epochs on the built-in corpus, the target is "
+            f"train_step: validation perplexity {res.valid_ppl:.2f} after 2 epochs on the built-in corpus, the target is "
             f"{TARGET_PPL} (a correct loop reaches about 7.2; a unigram model about 33) [{history}]")

@@ -4,7 +4,7 @@ written plainly, and assertions whose messages say *which function* is wrong,
 
 A message always starts with the name of the function to fix, e.g.::
 
-    _cell_backward: wrong gradient da_f (a correct backward pass gives relative errors near 1e-10)
+    cell_backward: wrong gradient da_f (a correct backward pass gives relative errors near 1e-10)
     FAIL da_f           rel. error 6.2e-01 at (1, 2) (analytic +1.0e-01, numeric +2.3e-01; 12 checked)
 """
 

@@ -29,25 +29,25 @@ def test_cell_forward_matches_the_equations():
     a, prev_c, _, _ = cell_case()
     N, H = prev_c.shape
     next_c, tanh_c, next_h = (np.full((N, H), np.nan) for _ in range(3))
-    lstm._cell_forward(activated(a), prev_c, next_c, tanh_c, next_h, np)
+    lstm.cell_forward(activated(a), prev_c, next_c, tanh_c, next_h, np)
     h, c = cell_equations(a, prev_c)
-    expect_close("_cell_forward", "next_c (c = f * prev_c + i * g)", next_c, c)
-    expect_close("_cell_forward", "tanh_c (tanh of next_c)", tanh_c, np.tanh(c))
-    expect_close("_cell_forward", "next_h (h = o * tanh(c))", next_h, h)
+    expect_close("cell_forward", "next_c (c = f * prev_c + i * g)", next_c, c)
+    expect_close("cell_forward", "tanh_c (tanh of next_c)", tanh_c, np.tanh(c))
+    expect_close("cell_forward", "next_h (h = o * tanh(c))", next_h, h)
 
 
 # ---------------------------------------------------------------------------- cell_backward
 
 def check_cell_backward(seed=0, N=3, H=4):
-    """Gradient-check _cell_backward on L = sum(dh * h + dc * c), gate by gate."""
+    """Gradient-check cell_backward on L = sum(dh * h + dc * c), gate by gate."""
     a, prev_c, dh, dc = cell_case(seed, N, H)
     h, c = cell_equations(a, prev_c)
     dgates = np.full((N, 4 * H), np.nan)
-    dprev_c = lstm._cell_backward(dh.copy(), dc.copy(), activated(a), prev_c.copy(), np.tanh(c), dgates, np)
+    dprev_c = lstm.cell_backward(dh.copy(), dc.copy(), activated(a), prev_c.copy(), np.tanh(c), dgates, np)
     for k, g in enumerate(GATES):
-        expect_finite("_cell_backward", f"dgates[:, {k}H:{k + 1}H] (da_{g})", dgates[:, k * H:(k + 1) * H],
+        expect_finite("cell_backward", f"dgates[:, {k}H:{k + 1}H] (da_{g})", dgates[:, k * H:(k + 1) * H],
                       "write every gate's gradient into dgates")
-    expect_shape("_cell_backward", "the returned dprev_c", dprev_c, (N, H))
+    expect_shape("cell_backward", "the returned dprev_c", dprev_c, (N, H))
     blocks = {g: a[:, k * H:(k + 1) * H].copy() for k, g in enumerate(GATES)}
 
     def loss():
@@ -58,7 +58,7 @@ def check_cell_backward(seed=0, N=3, H=4):
     for k, g in enumerate(GATES):
         report.append(gradcheck.check_array_gradient(loss, blocks[g], dgates[:, k * H:(k + 1) * H], f"da_{g}"))
     report.append(gradcheck.check_array_gradient(loss, prev_c, dprev_c, "dprev_c"))
-    expect_gradients("_cell_backward", report,
+    expect_gradients("cell_backward", report,
                      "da_x is the gradient on gate x's pre-activation: i, f, o, g = dgates[:, :H], [:, H:2H], "
                      "[:, 2H:3H], [:, 3H:]")
 

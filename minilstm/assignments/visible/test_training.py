@@ -149,21 +149,21 @@ def test_state_is_carried_across_chunks_and_reset_every_epoch(monkeypatch):
     run_train(corpus)
     n = num_chunks(batchify(corpus.train, RUN["batch_size"]), RUN["num_steps"])
     if len(calls) != 2 * n:
-        raise AssertionError(f"train: model.forward ran {len(calls)} times in 2 epochs of {n} chunks; "
+        raise AssertionError(f"train_step: model.forward ran {len(calls)} times in 2 epochs of {n} chunks; "
                              "run it once per chunk")
     for k, call in enumerate(calls):
         epoch, chunk = k // n + 1, k % n
         if not call["train"]:
-            raise AssertionError(f"train: chunk {chunk} of epoch {epoch} ran with train=False: training uses "
+            raise AssertionError(f"train_step: chunk {chunk} of epoch {epoch} ran with train=False: training uses "
                                  "dropout, pass train=True")
         if chunk == 0:
             if call["state"] is not None:
-                raise AssertionError(f"train: epoch {epoch} did not start from a zero state (state=None)")
+                raise AssertionError(f"train_step: epoch {epoch} did not start from a zero state (state=None)")
             continue
         prev = calls[k - 1]["returned"]
         same = call["state"] is not None and all(np.array_equal(a, b) for a, b in zip(call["state"], prev))
         if not same:
-            raise AssertionError(f"train: chunk {chunk} of epoch {epoch} did not start from the state chunk "
+            raise AssertionError(f"train_step: chunk {chunk} of epoch {epoch} did not start from the state chunk "
                                  f"{chunk - 1} returned; keep the new_state from model.forward and pass it to the "
                                  "next chunk (truncated BPTT carries the state, not the gradient)")
 
@@ -190,10 +190,10 @@ def test_gradients_are_clipped_before_the_sgd_step(monkeypatch):
     run_train(corpus, epochs=1, dropout=0.0, max_grad_norm=clip, lr=lr, on_step=on_step)
     for step, move in enumerate(moves, start=1):
         if move == 0.0:
-            raise AssertionError(f"train: step {step} did not change the weights; take an SGD step "
+            raise AssertionError(f"train_step: step {step} did not change the weights; take an SGD step "
                                  "(sgd_step_(model.params, grads, lr))")
         if not math.isclose(move, lr * clip, rel_tol=1e-6):
             raise AssertionError(
-                f"train: step {step} moved the weights by {move:.3e} (global norm), expected lr * max_grad_norm "
+                f"train_step: step {step} moved the weights by {move:.3e} (global norm), expected lr * max_grad_norm "
                 f"= {lr * clip:.3e}: these gradients are far larger than max_grad_norm, so they must be clipped "
-                "(clip_global_norm_(grads, cfg.max_grad_norm)) before the step with the epoch's lr")
+                "(clip_global_norm_(grads, max_grad_norm)) before the step with the epoch's lr")
