@@ -259,66 +259,25 @@ def render(text: str, path: str, stub) -> str:
 
 
 # ---------------------------------------------------------------------------
-# Lessons: percent-format scripts -> notebooks
+# Lessons: percent-format scripts -> notebooks (jupytext + nbformat, in minilstm/notebooks.py)
 # ---------------------------------------------------------------------------
 
-CELL_RE = re.compile(r"^# %%(?P<rest>.*)$")
+from . import notebooks as _notebooks  # noqa: E402
+
+is_percent_script = _notebooks.is_percent_script
 
 
-def _cell(kind: str, lines: list):
-    while lines and not lines[0].strip():
-        lines = lines[1:]
-    while lines and not lines[-1].strip():
-        lines = lines[:-1]
-    if not lines:
-        return None
-    if kind == "markdown":
-        lines = [ln[2:] if ln.startswith("# ") else ln[1:] if ln.startswith("#") else ln for ln in lines]
-    source = [ln + "\n" for ln in lines[:-1]] + [lines[-1]]
-    cell = {"cell_type": kind, "metadata": {}, "source": source}
-    if kind == "code":
-        cell.update(execution_count=None, outputs=[])
-    return cell
+def percent_to_notebook(text: str, name: str = "cell"):
+    """The notebook of a percent-format lesson (see minilstm/notebooks.py); cell ids from ``name``."""
+    try:
+        return _notebooks.percent_to_notebook(text, name)
+    except _notebooks.MissingNotebookTools as exc:
+        raise AssignError(str(exc)) from None
 
 
-def is_percent_script(text: str) -> bool:
-    return any(CELL_RE.match(line) for line in text.splitlines())
-
-
-def percent_to_notebook(text: str) -> dict:
-    """Convert a percent-format script (``# %%`` code cells, ``# %% [markdown]`` cells of
-    ``# ``-prefixed lines, an optional jupytext ``# ---`` header) to an nbformat-4 dict."""
-    lines = text.splitlines()
-    if lines and lines[0].strip() == "# ---":  # jupytext's YAML header: metadata, not content
-        for j in range(1, len(lines)):
-            if lines[j].strip() == "# ---":
-                lines = lines[j + 1:]
-                break
-    cells, kind, body = [], "code", []
-    for line in lines:
-        m = CELL_RE.match(line)
-        if m:
-            cells.append(_cell(kind, body))
-            rest = m.group("rest")
-            kind = "markdown" if ("[markdown]" in rest or "[md]" in rest) else "code"
-            body = []
-        else:
-            body.append(line)
-    cells.append(_cell(kind, body))
-    return {
-        "cells": [c for c in cells if c is not None],
-        "metadata": {
-            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-            "language_info": {"name": "python"},
-        },
-        "nbformat": 4,
-        "nbformat_minor": 4,
-    }
-
-
-def notebook_bytes(nb: dict) -> bytes:
+def notebook_bytes(nb) -> bytes:
     """Deterministic serialisation (sorted keys, one-space indent, as Jupyter writes)."""
-    return (json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    return _notebooks.notebook_bytes(nb)
 
 
 # ---------------------------------------------------------------------------
@@ -473,7 +432,7 @@ def build(assignments=None, solved=(), source_root: Path | str = SOURCE_ROOT) ->
                 text = render(path.read_text(encoding="utf-8"), rel, stub)
                 compile(text, rel, "exec")
                 if is_percent_script(text):
-                    files[rel[:-3] + ".ipynb"] = notebook_bytes(percent_to_notebook(text))
+                    files[rel[:-3] + ".ipynb"] = notebook_bytes(percent_to_notebook(text, path.stem))
                 else:
                     files[rel] = text.encode("utf-8")
             else:

@@ -169,15 +169,6 @@ def test_malformed_regions_are_reported_with_file_and_line(src, error):
     assert "bad.py:" in str(info.value)
 
 
-def test_percent_script_to_notebook():
-    nb = assign.percent_to_notebook("# ---\n# jupyter: x\n# ---\n\n# %% [markdown]\n# # Title\n#\n# text\n\n"
-                                    "# %%\nimport numpy as np\n\nx = 1\n")
-    assert nb["nbformat"] == 4 and [c["cell_type"] for c in nb["cells"]] == ["markdown", "code"]
-    assert nb["cells"][0]["source"] == ["# Title\n", "\n", "text"]
-    assert nb["cells"][1]["source"] == ["import numpy as np\n", "\n", "x = 1"]
-    assert nb["cells"][1]["outputs"] == [] and nb["cells"][1]["execution_count"] is None
-
-
 # ----------------------------------------------------------------------------- the student version
 
 
