@@ -236,19 +236,21 @@ def F_fixed_masks():
 
 
 print("\n element      analytic     fixed masks   fresh masks")
-errs_fresh = []
+errs_fresh, noise = [], []
 for k in [(0, 3), (2, 10), (4, 17), (5, 22)]:
     n_fixed = gradcheck.numerical_gradient(F_fixed_masks, W, k)
     n_fresh = gradcheck.numerical_gradient(F_fresh_masks, W, k)
     errs_fresh.append(gradcheck.rel_error(grads["lstm1.Wh"][k], n_fresh).item())
+    noise.append(abs(n_fresh / grads["lstm1.Wh"][k]))
     print(f" {str(k):10s} {grads['lstm1.Wh'][k]:+11.4e}  {n_fixed:+11.4e}  {n_fresh:+11.4e}")
 print(f"worst relative error with fresh masks: {max(errs_fresh):.2f}")
+print(f"the fresh-mask estimates are {min(noise):.0e} to {max(noise):.0e} times the true gradient here")
 assert max(errs_fresh) > 1e-3, "fresh masks should break the check"
 
 # %% [markdown]
 # With fresh masks the "numerical gradient" is noise of size `|ΔF| / h` with
-# `ΔF` the change of loss between two masks: here about 10^5 to 10^6 times the
-# true gradient. Any random operation (dropout, sampling, data shuffling) must be
+# `ΔF` the change of loss between two masks: orders of magnitude larger than the
+# true gradient (the run prints by how much). Any random operation (dropout, sampling, data shuffling) must be
 # frozen while you check.
 #
 # ## Kinks: where the derivative does not exist
@@ -348,8 +350,8 @@ assert not bad_lstm.passed, "the checker should catch the missing cell-state gra
 # %% [markdown]
 # The dropout bug gives a relative error of exactly `|1 - 2| / (1 + 2) = 1/3` on
 # every kept unit: the analytic gradient is 1, the true one `1/(1-p) = 2`.
-# A wrong backward is off by about its own size, ten orders of magnitude above
-# the ~1e-11 of a correct one: there is no grey zone to argue about.
+# A wrong backward is off by about its own size, orders of magnitude above
+# the error of a correct one (both printed above): there is no grey zone to argue about.
 #
 # ## Try this
 #

@@ -146,7 +146,7 @@ for n, t in zip(sizes[::3], per_call[::3]):
 
 # %% [markdown]
 # Below a few hundred elements the time hardly depends on the size: that is
-# the fixed cost, here under a microsecond; the dotted line is what the time
+# the fixed cost (the time printed for the smallest arrays); the dotted line is what the time
 # would be without it. An LSTM step with `N = 20`, `H = 200` works on
 # `(20, 800)` gate blocks, 16,000 numbers: on a CPU the work dominates. A GPU
 # is the opposite case: a kernel launch costs several microseconds, in which a
@@ -191,8 +191,10 @@ for T, a, b in zip(T_values, t_loop, t_gemm):
           f"{b * 1e3:7.3f} ms   speed-up {a / b:4.1f}x")
 
 # %% [markdown]
-# **Check.** The two ways compute the same numbers (asserted above), and the
-# one big GEMM is not slower than the loop. How much faster depends on the BLAS
+# **Check.** The two ways compute the same numbers (asserted above). The
+# speed-ups are printed, not asserted: a timing depends on the machine and on
+# what else runs on it (a busy core can make either way look slower). On an
+# idle machine the one big GEMM usually wins. How much depends on the BLAS
 # library and on how many cores are free: a big product keeps all cores and
 # vector units busy and reads `Wx` once instead of `T` times. On a GPU the gap
 # is much larger, because each of the `T` small products is a kernel launch that
@@ -200,9 +202,7 @@ for T, a, b in zip(T_values, t_loop, t_gemm):
 
 # %%
 speedup_T20 = t_loop[T_values.index(20)] / t_gemm[T_values.index(20)]
-print(f"at T = 20: one GEMM is {speedup_T20:.1f}x the speed of 20 small ones")
-if not QUICK:  # timings of a few repetitions on a busy machine are too noisy to assert on in quick mode
-    assert speedup_T20 > 0.8, f"one GEMM should not lose to the per-step loop (speed-up {speedup_T20:.2f})"
+print(f"at T = 20: one GEMM is {speedup_T20:.1f}x the speed of 20 small ones on this machine, now")
 
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.6))
@@ -252,8 +252,6 @@ for V in pick([100, 1000], [100, 1000, 10000]):
 share = 1 - rows[0][1] / rows[-1][1]
 print(f"the part of a V = {rows[-1][0]:,} step that grows with V (mostly the output layer), estimated as "
       f"1 - t(V={rows[0][0]}) / t(V={rows[-1][0]:,}): {100 * share:.0f}%")
-if not QUICK:
-    assert rows[-1][1] > rows[0][1], "a larger vocabulary should cost more time per step"
 
 # %% [markdown]
 # ## Three more tricks of minilstm's CPU training step
