@@ -119,12 +119,47 @@ def evaluate_ensemble(models, ids, batch_size=1, num_steps=20, progress=False):
     return EvalResult(perplexity(nll, count), nll, count)
 
 
-def _progress(iterable, total, enabled, desc):
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
+def _in_jupyter() -> bool:
+    """True inside a Jupyter kernel (IPython's shell there is configured by an IPKernelApp)."""
+    ipython = sys.modules.get("IPython")
+    try:
+        shell = ipython.get_ipython() if ipython is not None else None
+    except Exception:  # a half-imported or unusual IPython: treat as a plain interpreter
+        return False
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
-    return tqdm(iterable, total=total, desc=desc, leave=False, unit="chunk")
+
+def _bar_class(enabled):
+    """The tqdm class to draw progress bars with, or None where nobody watches them.
+
+    Bars only on a terminal or in Jupyter: redirected to a file, a bar is thousands
+    of carriage-return redraws, while the log wants one line per epoch (which
+    ``train`` writes anyway). In Jupyter, the widget bar needs ipywidgets; without
+    it tqdm.auto would warn "IProgress not found", so we draw the text bar instead.
+    """
+    if not enabled:
+        return None
+    if _in_jupyter():
+        try:
+            import ipywidgets  # noqa: F401
+        except ImportError:
+            from tqdm import tqdm
+        else:
+            from tqdm.notebook import tqdm
+        return tqdm
+    stream = sys.stderr
+    if stream is not None and hasattr(stream, "isatty") and stream.isatty():
+        from tqdm import tqdm
+
+        return tqdm
+    return None
+
+
+def _progress(iterable, total, enabled, desc):
+    bar = _bar_class(enabled)
+    if bar is None:
+        return iterable
+    return bar(iterable, total=total, desc=desc, leave=False, unit="chunk")
 
 
 # ---------------------------------------------------------------------------
@@ -357,7 +392,27 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
             plot_runs([out_dir])
         except Exception as exc:  # a plot must never cost a finished run
             log(f"(could not draw the plot: {exc})")
+        log(where_and_next(out_dir, prog.history))
     return result
+
+
+def where_and_next(out_dir, history: list) -> str:
+    """What a finished run leaves in ``out_dir`` and the three commands to try next (train's last lines)."""
+    import shlex
+
+    out_dir = Path(out_dir)
+    files = []
+    if (out_dir / "best.npz").exists() and history:
+        best = min(history, key=lambda r: r["valid_ppl"])
+        files.append(f"best.npz (lowest validation perplexity, epoch {best['epoch']})")
+    if (out_dir / "last.npz").exists():
+        files.append(f"last.npz (epoch {history[-1]['epoch'] if history else '?'}, for --resume)")
+    files += [name for name in ("curves.png", "metrics.jsonl") if (out_dir / name).exists()]
+    run = shlex.quote(str(out_dir))
+    return (f"saved in {out_dir}: {', '.join(files)}\n"
+            f"next:  minilstm plot {run}      # the training curves\n"
+            f"       minilstm eval {run}      # perplexity of best.npz\n"
+            f"       minilstm sample {run}    # text from best.npz")
 
 
 # Beyond this mean NLL per word (nats) even the perplexity overflows a float: the run has diverged.
@@ -386,12 +441,11 @@ def _label(cfg: Config) -> str:
 
 
 def _epoch_bar(progress, total, prog, cfg):
-    if not progress:
+    bar = _bar_class(progress)
+    if bar is None:
         return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=prog.chunk, desc=f"epoch {prog.epoch}/{cfg.epochs}", unit="chunk",
-                leave=False, dynamic_ncols=True)
+    return bar(total=total, initial=prog.chunk, desc=f"epoch {prog.epoch}/{cfg.epochs}", unit="chunk",
+               leave=False, dynamic_ncols=True)
 
 
 def _finish_epoch(model, corpus, cfg, prog, lr, progress):
