@@ -13,7 +13,7 @@ from .ops import (
 
 from .training import evaluate, evaluate_ensemble, load_model, train
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is written (setup.cfg reads it)
 
 __all__ = [
     "LSTMLanguageModel", "DROPOUT_MODES", "backend", "gradcheck",

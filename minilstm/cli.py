@@ -3,9 +3,9 @@
     minilstm train                      the built-in corpus, with and without dropout (no download)
     minilstm train --dataset ptb --config small
                                         the paper's first row on the Penn Treebank
-    minilstm eval RUN/last.npz [...]    perplexity; several checkpoints = model averaging
-    minilstm sample RUN/last.npz        generate text
-    minilstm plot RUN [RUN ...]         train/valid perplexity curves, overlaid
+    minilstm eval RUN [...]             perplexity of RUN/best.npz (or a .npz); several = model averaging
+    minilstm sample RUN                 generate text from RUN/best.npz (or a .npz)
+    minilstm plot RUN [RUN ...]         train/valid perplexity curves, overlaid (runs/tiny: both runs)
     minilstm gradcheck                  prove the hand-written backward pass (float64)
     minilstm bench                      speed against the matrix-multiply ceiling (and PyTorch)
     minilstm assign OUT / grade DIR     student handouts from the reference code, and the autograder
@@ -16,6 +16,7 @@ Run ``minilstm COMMAND --help`` for the options of each command.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -86,14 +87,54 @@ def _cmd_train(args):
         print(f"  {'best possible':<14} {best['train']:>9.2f}   {best['valid']:>9.2f}   {best['test']:>8.2f}"
               "   (the corpus's true entropy)")
     path = plot_runs([out / label for label, _ in results], out / "compare.png")
-    print(f"\ncurves: {path}")
+    run = shlex.quote(str(out))
+    print(f"\nboth runs are in {out} (no-dropout/, dropout/: checkpoints, metrics), curves: {path}\n"
+          f"next:  minilstm plot {run}      # both runs and the best possible line\n"
+          f"       minilstm eval {run}      # the best.npz of the run with the lower validation perplexity\n"
+          f"       minilstm sample {run}    # text from that checkpoint")
     return 0
+
+
+def _checkpoint_in(path: str) -> str:
+    """``path`` if it is a file, else the checkpoint of the run folder it names: best.npz (else
+    last.npz); in a compare folder (runs/tiny), that of the run with the lowest validation
+    perplexity. Says on stderr which file it took."""
+    from .checkpoint import CheckpointError
+    from .plots import epoch_rows, read_metrics
+
+    folder = Path(path)
+    if not folder.is_dir():
+        return path
+
+    def checkpoint(d):
+        return next((d / n for n in ("best.npz", "last.npz") if (d / n).is_file()), None)
+
+    runs = [folder] if checkpoint(folder) else [d for d in sorted(folder.iterdir()) if d.is_dir() and checkpoint(d)]
+    if not runs:
+        raise CheckpointError(f"{folder} holds no checkpoint (best.npz or last.npz): give a .npz file or a run "
+                              "folder that `minilstm train --out DIR` wrote")
+
+    def best_valid(d):
+        try:
+            return min(r["valid_ppl"] for r in epoch_rows(read_metrics(d)))
+        except (ValueError, KeyError, TypeError):  # no metrics or no finished epoch: rank it last
+            return float("inf")
+
+    run = min(runs, key=best_valid)
+    chosen = checkpoint(run)
+    why = "the best validation perplexity" if chosen.name == "best.npz" else "no best.npz yet"
+    if len(runs) > 1:
+        why += (f"; of the {len(runs)} runs in {folder} ({', '.join(d.name for d in runs)}), {run.name} has the lowest "
+                f"validation perplexity ({best_valid(run):.2f}); name a run folder to choose another")
+    print(f"using {chosen} ({why})", file=sys.stderr)
+    return str(chosen)
 
 
 def _cmd_eval(args):
     from .data import load_corpus, vocab_hash
     from .training import evaluate, evaluate_ensemble, load_model
 
+    args.checkpoints = [_checkpoint_in(p) for p in args.checkpoints]
     first_meta = load_model(args.checkpoints[0], args.device)[1]
     dataset = args.dataset or first_meta["config"]["dataset"]
     corpus = load_corpus(dataset, data_dir=args.data_dir)
@@ -117,6 +158,7 @@ def _cmd_sample(args):
     from .sample import format_text, sample
     from .training import load_model
 
+    args.checkpoint = _checkpoint_in(args.checkpoint)
     model, meta = load_model(args.checkpoint, args.device)
     corpus = load_corpus(args.dataset or meta["config"]["dataset"], data_dir=args.data_dir)
     words = sample(model, corpus.vocab, args.length, args.temperature, args.prime,
@@ -175,6 +217,9 @@ def build_parser():
                     "Vinyals (2014), 'Recurrent Neural Network Regularization'.",
         epilog="Start with `minilstm train` (a few minutes, no download), then "
                "`minilstm train --dataset ptb --config small` for the paper's first row.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"minilstm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     t = sub.add_parser(
@@ -206,7 +251,8 @@ def build_parser():
                        description="Perplexity = exp(total NLL / words) over a whole split, dropout off, state "
                                    "carried. With several checkpoints their predicted distributions are "
                                    "averaged before scoring (the paper's ensemble rows).")
-    e.add_argument("checkpoints", nargs="+", help="checkpoint files (.npz)")
+    e.add_argument("checkpoints", nargs="+", metavar="RUN", help="checkpoint files (.npz) or run folders "
+                   "(their best.npz; runs/tiny: that of the run with the lower validation perplexity)")
     e.add_argument("--split", nargs="+", default=["valid", "test"], choices=["train", "valid", "test"])
     e.add_argument("--dataset", choices=["builtin", "ptb"], help="default: the checkpoint's own")
     e.add_argument("--eval-batch", type=int, default=1, help="evaluation streams (default 1)")
@@ -215,7 +261,7 @@ def build_parser():
     e.set_defaults(func=_cmd_eval)
 
     s = sub.add_parser("sample", help="generate text from a checkpoint")
-    s.add_argument("checkpoint")
+    s.add_argument("checkpoint", metavar="RUN", help="a checkpoint file (.npz) or a run folder (its best.npz)")
     s.add_argument("--length", type=int, default=50, help="words to generate (default 50)")
     s.add_argument("--temperature", type=float, default=1.0, help="<1 safer, >1 wilder (default 1)")
     s.add_argument("--prime", default="", help='words to start from, e.g. "the market"')
@@ -225,8 +271,9 @@ def build_parser():
     s.set_defaults(func=_cmd_sample)
 
     p = sub.add_parser("plot", help="plot train/valid perplexity, learning rate and gradient norm of runs")
-    p.add_argument("runs", nargs="+", help="run folders (each with metrics.jsonl)")
-    p.add_argument("--output", "-o", help="PNG path (default: inside the first run folder)")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders (each with metrics.jsonl), or a folder "
+                   "of runs such as runs/tiny (both runs, with the best possible line)")
+    p.add_argument("--output", "-o", help="PNG path (default: inside the first folder given)")
     p.set_defaults(func=_cmd_plot)
 
     from .assign import add_cli
@@ -262,6 +309,10 @@ def main(argv=None):
         from . import bench
 
         return bench.main(argv[1:])
+    if not sys.stdout.isatty() and hasattr(sys.stdout, "reconfigure"):
+        # Redirected to a file, Python would hold lines back in a buffer: `tail -f log.txt` should see
+        # each epoch's line when it is written.
+        sys.stdout.reconfigure(line_buffering=True)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

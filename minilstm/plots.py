@@ -7,7 +7,11 @@ one JSON object per line, and ``config.json``. The lines we plot look like::
      "grad_norm": 3.1, "grad_norm_max": 9.0, ...}
 
 and a final ``{"event": "test", "test_ppl": ...}`` line after training. Lines with
-other events (e.g. per-step ``"step"`` lines) are ignored.
+other events (e.g. per-step ``"step"`` lines) are ignored. ``summary.json``, written
+at the end, may hold ``best_perplexity``: the built-in corpus's true optimum.
+
+A *compare folder* (what plain ``minilstm train`` writes: ``runs/tiny`` holding
+``no-dropout/`` and ``dropout/``) stands for the run folders inside it.
 
 The figure has three panels:
 
@@ -15,7 +19,8 @@ The figure has three panels:
     run, on a log scale. This is the story of Zaremba et al. (2014): without
     dropout the validation perplexity turns upward after a few epochs while the
     training perplexity keeps falling (overfitting); with dropout the two stay
-    close and validation ends much lower.
+    close and validation ends much lower. A dotted black line marks the best
+    possible validation perplexity, where the corpus says what it is.
 (b) the learning rate per epoch (the SGD schedule: constant, then divided by a
     fixed factor every epoch, a straight line on a log scale);
 (c) the gradient norm before clipping: the mean over each epoch's steps
@@ -36,7 +41,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["RunFolderError", "read_metrics", "read_config", "run_label", "epoch_rows", "plot_runs"]
+__all__ = ["RunFolderError", "read_metrics", "read_config", "read_best", "run_folders", "run_label",
+           "epoch_rows", "plot_runs"]
 
 
 class RunFolderError(FileNotFoundError, ValueError):
@@ -84,6 +90,30 @@ def read_config(run_dir) -> dict:
     return config if isinstance(config, dict) else {}
 
 
+def read_best(run_dir) -> dict | None:
+    """The corpus's best possible perplexity per split, from ``run_dir/summary.json`` (None if unknown)."""
+    try:
+        best = json.loads((Path(run_dir) / "summary.json").read_text(encoding="utf-8")).get("best_perplexity")
+    except (OSError, ValueError, AttributeError):
+        return None
+    ok = isinstance(best, dict) and all(isinstance(v, (int, float)) for v in best.values())
+    return best if ok and best else None
+
+
+def run_folders(path) -> list[Path]:
+    """The run folders ``path`` stands for: itself if it holds ``metrics.jsonl``, else the sub-folders
+    that do (a compare folder, e.g. ``runs/tiny`` with ``no-dropout/`` and ``dropout/``), in the
+    order they were trained. Raises RunFolderError if there are none."""
+    path = Path(path)
+    if (path / "metrics.jsonl").is_file():
+        return [path]
+    subs = [d for d in sorted(path.iterdir()) if (d / "metrics.jsonl").is_file()] if path.is_dir() else []
+    if not subs:
+        read_metrics(path)  # raises the error that says what is missing
+    # config.json is written when a run starts: its age gives the training order.
+    return sorted(subs, key=lambda d: (d / "config.json").stat().st_mtime if (d / "config.json").exists() else 0)
+
+
 def run_label(run_dir, config: dict | None = None) -> str:
     """The legend text of a run: config "label", else config "name", else the folder's name."""
     config = read_config(run_dir) if config is None else config
@@ -109,6 +139,7 @@ class _Run:
     epochs: list[dict]
     test_ppl: float | None = None
     config: dict = field(default_factory=dict)
+    best: dict | None = None  # best possible perplexity per split (summary.json), if the corpus knows it
 
     def series(self, key: str) -> tuple[list, list]:
         """(epochs, values) of one metric; missing or non-finite values (a diverged run) are skipped."""
@@ -125,7 +156,8 @@ def _load_run(run_dir: Path) -> _Run:
     rows = read_metrics(run_dir)
     config = read_config(run_dir)
     tests = [r["test_ppl"] for r in rows if r.get("event") == "test" and isinstance(r.get("test_ppl"), (int, float))]
-    return _Run(run_label(run_dir, config), epoch_rows(rows), tests[-1] if tests else None, config)
+    return _Run(run_label(run_dir, config), epoch_rows(rows), tests[-1] if tests else None, config,
+                read_best(run_dir))
 
 
 def _unique_labels(runs: list[_Run], dirs: list[Path]) -> None:
@@ -197,6 +229,9 @@ def _plot_perplexity(ax, runs: list[_Run]) -> None:
         any_data = any_data or bool(train) or bool(valid)
     if not any_data:
         _no_data(ax, "perplexities")
+    best = next((run.best["valid"] for run in runs if run.best and "valid" in run.best), None)
+    if best is not None and any_data:
+        ax.axhline(best, color="black", ls=":", lw=1.5)
     _style_axes(ax, "(a) Perplexity: train (dashed) vs. validation (solid)",
                 "perplexity (log scale, lower is better)", log=any_data)
 
@@ -209,6 +244,9 @@ def _plot_perplexity(ax, runs: list[_Run]) -> None:
     if any_test:
         handles.append(Line2D([], [], color="0.6", marker="D", ms=6, markeredgecolor="black", ls="none",
                               label="test (final weights)"))
+    if best is not None and any_data:
+        handles.append(Line2D([], [], color="black", ls=":", lw=1.5,
+                              label=f"best possible (validation): {best:.2f}"))
     ax.legend(handles=handles, fontsize=8, loc="best")
 
 
@@ -266,14 +304,17 @@ def _plot_grad_norm(ax, runs: list[_Run]) -> None:
 def plot_runs(run_dirs, out_path=None) -> Path:
     """Draw the curves of one or several run folders into one PNG; returns its path.
 
-    out_path default: ``<run>/curves.png`` for one run, ``<first run>/compare.png`` for several.
+    run_dirs: run folders, or compare folders standing for the runs inside them (``run_folders``).
+    out_path default: ``<run>/curves.png`` for one run, ``<first run>/compare.png`` for several,
+    ``<folder>/compare.png`` for one compare folder.
     Runs may have different numbers of epochs; a run with a single epoch is drawn as points.
     """
     if isinstance(run_dirs, (str, os.PathLike)):
         run_dirs = [run_dirs]
-    dirs = [Path(d) for d in run_dirs]
-    if not dirs:
+    given = [Path(d) for d in run_dirs]
+    if not given:
         raise ValueError("plot_runs: give at least one run folder")
+    dirs = [run for d in given for run in run_folders(d)]
     runs = [_load_run(d) for d in dirs]  # raises RunFolderError before we draw anything
     if not any(run.epochs for run in runs):
         raise RunFolderError(f"nothing to plot yet: no finished epoch in {', '.join(map(str, dirs))}")
@@ -283,7 +324,8 @@ def plot_runs(run_dirs, out_path=None) -> Path:
             run.label += " (no finished epoch yet)"
 
     if out_path is None:
-        out_path = dirs[0] / ("curves.png" if len(dirs) == 1 else "compare.png")
+        folder = given[0] if len(given) == 1 and dirs[0] != given[0] else dirs[0]
+        out_path = folder / ("curves.png" if len(dirs) == 1 else "compare.png")
     out_path = Path(out_path)
 
     try:

@@ -1,5 +1,6 @@
 """Percent-format lessons -> notebooks (minilstm/notebooks.py: jupytext reads, nbformat validates)."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -72,3 +73,32 @@ def test_assign_says_which_extra_is_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "jupytext", None)  # as if jupytext were not installed
     with pytest.raises(assign.AssignError, match=r'pip install "minilstm\[classroom\]"'):
         assign.percent_to_notebook("# %%\nx = 1\n", "demo")
+
+
+def test_training_in_jupyter_draws_a_bar_without_the_iprogress_warning(tmp_path):
+    """In a real kernel without ipywidgets, train() draws tqdm's text bar; tqdm.auto would warn
+    "IProgress not found" there."""
+    from test_lessons import kernel_env, run_notebook
+
+    code = (
+        "import warnings\nwarnings.simplefilter('always')\n"
+        "import minilstm\nfrom minilstm.data import Corpus, load_corpus\n"
+        "full = load_corpus('builtin')\n"
+        "small = Corpus(name='s', vocab=full.vocab, train=full.train[:3000], valid=full.valid[:800],\n"
+        "               test=full.test[:800], entropy=None, description='')\n"
+        "res = minilstm.train('tiny', corpus=small, hidden_size=8, num_steps=8, batch_size=8, epochs=1,\n"
+        "                     eval_batch_size=4, progress=True)\n")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    path = tmp_path / "train.ipynb"
+    nbformat.write(nb, str(path))
+    cells = run_notebook(path, kernel_env(REPO, tmp_path / "out"), "train.ipynb")
+    outputs = cells[0].outputs
+    everything = json.dumps(outputs)
+    assert "IProgress" not in everything and "ipywidgets" not in everything, everything[-2000:]
+    stderr = "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        assert "epoch 1/1" in stderr, f"no progress bar in Jupyter: {everything[-2000:]}"
+    stdout = "".join(o.get("text", "") for o in outputs if o.get("name") == "stdout")
+    assert "epoch  1" in stdout and "final: valid ppl" in stdout
