@@ -208,7 +208,7 @@ def _common(p, device=True):
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     from .config import CONFIGS
 
     parser = argparse.ArgumentParser(
@@ -303,7 +303,7 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:  # the benchmark has its own parser: forward everything to it
         from . import bench
