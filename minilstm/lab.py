@@ -67,7 +67,8 @@ RUN_NAMES = tuple(r.name for r in RUNS)
 SETTING = dict(hidden_size=400, init_scale=0.05, epochs=8, max_epoch=8, train_tokens=300_000)
 
 
-def lab_config(run: LabRun, dataset="ptb", hidden=None, epochs=None, train_tokens=None, dropout=0.5, seed=0):
+def lab_config(run: LabRun, dataset="ptb", hidden=None, epochs=None, train_tokens=None, dropout=0.5, seed=0,
+               eval_batch=1):
     """The Config of one run of the lab (the README's setting unless shrunk)."""
     import dataclasses
 
@@ -80,7 +81,7 @@ def lab_config(run: LabRun, dataset="ptb", hidden=None, epochs=None, train_token
         init_scale=SETTING["init_scale"], epochs=epochs, max_epoch=epochs,  # constant learning rate 1
         train_tokens=SETTING["train_tokens"] if train_tokens is None else train_tokens,
         dropout=dropout if run.uses_dropout() else 0.0, dropout_mode=run.dropout_mode,
-        tie_weights=run.tie_weights, seed=seed)
+        tie_weights=run.tie_weights, seed=seed, eval_batch_size=eval_batch)
     return dataclasses.replace(cfg, name=f"lab-{run.name}")
 
 
@@ -89,7 +90,7 @@ def _finished(run_dir: Path) -> bool:
 
 
 def run_lab(out_dir, runs=RUN_NAMES, dataset="ptb", hidden=None, epochs=None, train_tokens=None, dropout=0.5,
-            seed=0, data_dir=None, device=None, progress=True, log=print, on_step=None) -> dict:
+            seed=0, data_dir=None, device=None, progress=True, log=print, on_step=None, eval_batch=1) -> dict:
     """Train every run not yet finished (resuming a stopped one), then write the table and the figure.
 
     Returns {"interrupted": bool, "rows": [...], "table": path, "figure": path or None}.
@@ -107,7 +108,7 @@ def run_lab(out_dir, runs=RUN_NAMES, dataset="ptb", hidden=None, epochs=None, tr
     interrupted = False
     for i, run in enumerate(chosen, 1):
         run_dir = out_dir / run.name
-        cfg = lab_config(run, dataset, hidden, epochs, train_tokens, dropout, seed)
+        cfg = lab_config(run, dataset, hidden, epochs, train_tokens, dropout, seed, eval_batch)
         if _finished(run_dir):
             saved = json.loads((run_dir / "summary.json").read_text())["config"]
             if saved != cfg.to_dict():
@@ -226,13 +227,15 @@ def add_cli(sub, common):
     p.add_argument("--hidden", type=int, help=f"hidden units H (default {SETTING['hidden_size']})")
     p.add_argument("--dropout", type=float, default=0.5, help="p of every run with dropout (default 0.5)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-batch", type=int, default=1,
+                   help="evaluation streams (default 1: the split as one stream, as in the README)")
     common(p)
     p.set_defaults(func=_cmd_lab)
 
 
 def _cmd_lab(args):
     res = run_lab(args.out, args.runs, args.dataset, args.hidden, args.epochs, args.train_tokens, args.dropout,
-                  args.seed, args.data_dir, args.device, progress=not args.no_progress)
+                  args.seed, args.data_dir, args.device, progress=not args.no_progress, eval_batch=args.eval_batch)
     if res["interrupted"]:
         return 130
     print(Path(res["table"]).read_text(), end="")
