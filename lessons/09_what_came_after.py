@@ -195,6 +195,8 @@ for label, mode, tie in SETTINGS:
 ax.axhline(np.exp(corpus.entropy["valid"]), color="k", ls=":", label="best possible (true entropy)")
 ax.set_yscale("log")
 ax.yaxis.set_major_formatter(ScalarFormatter())
+ax.yaxis.set_minor_formatter(ScalarFormatter())
+ax.tick_params(axis="y", which="minor", labelsize=7)
 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 ax.set_xlabel("epoch")
 ax.set_ylabel("validation perplexity")
