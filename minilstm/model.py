@@ -62,7 +62,7 @@ import numpy as np
 
 from .backend import default_rng, get_xp, resolve_device
 from .checks import ShapeError, check_shape, check_tokens
-from .choices import DROPOUT_MODES, PER_SEQUENCE_MODES
+from .choices import DROPOUT_MODES, PER_SEQUENCE_MODES, RECURRENT_MASK_MODES
 from .ops.affine import affine_backward, affine_forward
 from .ops.dropout import dropout_backward, dropout_forward, dropout_mask
 from .ops.embedding import embedding_backward, embedding_forward, is_row_sparse
@@ -206,7 +206,7 @@ class LSTMLanguageModel:
         if not self.uses_dropout:
             return []
         names = [f"drop{layer}" for layer in range(self.L + 1)]
-        if self.dropout_mode in ("recurrent", "variational"):
+        if self.dropout_mode in RECURRENT_MASK_MODES:
             names += [f"rec{layer}" for layer in range(1, self.L + 1)]
         return names
 
