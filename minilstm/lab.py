@@ -216,7 +216,7 @@ def add_cli(sub, common):
     """Register ``minilstm lab`` on the command line's sub-parsers (cli.py calls this)."""
     p = sub.add_parser(
         "lab", help="the regularization lab: six dropout/tying settings on the README's overfitting setting",
-        description=__doc__.split("\n\n")[0] + ". Trains no dropout, recurrent, zaremba, variational, "
+        description=__doc__.split("\n\n")[0].rstrip(".") + ". Trains no dropout, recurrent, zaremba, variational, "
         "zaremba+tied and variational+tied (2x400, 300k PTB words, 8 epochs: about an hour on a 2-core CPU), "
         "then writes lab.md, lab.json and lab_validation.png. Run it again to resume where it stopped.")
     p.add_argument("--out", default="runs/lab", help="output folder, one sub-folder per run (default runs/lab)")
