@@ -176,6 +176,7 @@ def plot_validation(out_dir, runs=RUNS, path=None):
     """One figure: validation perplexity per epoch of every run with metrics (finished or not)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
     from .plots import epoch_rows, read_metrics
 
@@ -200,6 +201,10 @@ def plot_validation(out_dir, runs=RUNS, path=None):
     if not drawn:
         return None
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(ScalarFormatter())  # plain numbers, not powers of ten
+    ax.yaxis.set_minor_formatter(ScalarFormatter())
+    ax.tick_params(axis="y", which="minor", labelsize=7)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation perplexity (log scale)")
     ax.set_title("Regularization lab: validation perplexity (one seed)")
