@@ -38,7 +38,8 @@ import time
 
 import numpy as np
 
-from .config import get_config
+from .choices import DEVICES
+from .config import CONFIGS, get_config
 from .optim import clip_global_norm_, sgd_step_
 from .training import build_model
 
@@ -336,13 +337,14 @@ def _summary(name, row, gpu):
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="minilstm bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--configs", nargs="+", default=["small", "medium"], choices=["tiny", "small", "medium", "large"])
+    p.add_argument("--configs", nargs="+", default=["small", "medium"], choices=list(CONFIGS),
+                   help="recipes to time (default: small medium), any of minilstm/config.py's")
     p.add_argument("--rounds", type=int, default=5, help="rounds of turns (default 5); figures are medians over them")
     p.add_argument("--repeats", type=int, default=5, help="timed calls per turn (default 5), after one warm-up")
     p.add_argument("--torch", action="store_true", help="also time PyTorch's nn.LSTM (if installed)")
     p.add_argument("--no-classroom", action="store_true", help="skip the slow per-step float64 baseline")
     p.add_argument("--out", default="bench.json", help="JSON file for the figures (default bench.json)")
-    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu",
+    p.add_argument("--device", choices=DEVICES, default="cpu",
                    help="gpu: time minilstm on CuPy (and PyTorch on CUDA with --torch)")
     args = p.parse_args(argv)
     from .backend import GPUUnavailableError

@@ -7,6 +7,8 @@
     minilstm sample RUN                 generate text from RUN/best.npz (or a .npz)
     minilstm plot RUN [RUN ...]         train/valid perplexity curves, overlaid (runs/tiny: both runs)
     minilstm gradcheck                  prove the hand-written backward pass (float64)
+    minilstm lab                        the regularization lab: no dropout, recurrent, zaremba,
+                                        variational, with and without tied weights, on 300k PTB words
     minilstm bench                      speed against the matrix-multiply ceiling (and PyTorch)
     minilstm assign OUT / grade DIR     student handouts from the reference code, and the autograder
 
@@ -22,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .choices import DATASETS, DEVICES, DROPOUT_MODES, DTYPES, SPLITS
+
 # Command-line flag -> Config field, for every recipe field a user may override.
 OVERRIDES = {
     "layers": ("num_layers", int, "number of LSTM layers L"),
@@ -29,7 +33,8 @@ OVERRIDES = {
     "steps": ("num_steps", int, "unrolled time steps T of truncated BPTT"),
     "batch": ("batch_size", int, "parallel streams N"),
     "dropout": ("dropout", float, "dropout probability p"),
-    "dropout_mode": ("dropout_mode", str, "where dropout goes: zaremba (paper), recurrent (naive), none"),
+    "dropout_mode": ("dropout_mode", str, "where dropout goes: zaremba (paper), recurrent (naive), "
+                                          "variational (Gal & Ghahramani 2016), none"),
     "init_scale": ("init_scale", float, "weights start uniform in [-s, s]"),
     "lr": ("lr", float, "initial SGD learning rate"),
     "lr_decay": ("lr_decay", float, "divide the learning rate by this every epoch after --max-epoch"),
@@ -52,6 +57,8 @@ def _overrides(args):
         out["seed"] = args.seed
     if getattr(args, "dataset", None) is not None:
         out["dataset"] = args.dataset
+    if getattr(args, "tie_weights", None) is not None:
+        out["tie_weights"] = args.tie_weights
     return out
 
 
@@ -187,7 +194,7 @@ def _cmd_gradcheck(args):
 
     model = LSTMLanguageModel(args.vocab, args.hidden, args.layers, dropout=args.dropout,
                               dropout_mode=args.dropout_mode, init_scale=args.init_scale,
-                              dtype="float64", seed=args.seed)
+                              dtype="float64", seed=args.seed, tie_weights=args.tie_weights)
     rng = np.random.default_rng(args.seed)
     tokens = rng.integers(0, args.vocab, (args.batch, args.steps))
     targets = rng.integers(0, args.vocab, (args.batch, args.steps))
@@ -203,7 +210,7 @@ def _common(p, device=True):
     p.add_argument("--data-dir", help="folder with ptb.{train,valid,test}.txt (default: $MINILSTM_DATA, "
                                       "else ~/.cache/minilstm/ptb, downloaded there if missing)")
     if device:
-        p.add_argument("--device", choices=["cpu", "gpu"], default=None,
+        p.add_argument("--device", choices=DEVICES, default=None,
                        help="cpu (NumPy) or gpu (CuPy); default $MINILSTM_DEVICE or cpu")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -231,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Recipes: " + ", ".join(sorted(CONFIGS)) + " (see minilstm/config.py). "
                     "Every recipe field can be overridden with the flags below.")
     t.add_argument("--config", choices=sorted(CONFIGS), help="recipe (default: tiny; small with --dataset ptb)")
-    t.add_argument("--dataset", choices=["builtin", "ptb"], help="builtin (synthetic, no download) or ptb")
+    t.add_argument("--dataset", choices=DATASETS, help="builtin (synthetic, no download) or ptb")
     t.add_argument("--out", help="run folder for checkpoints, metrics and plots (default runs/CONFIG)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last.npz")
     t.add_argument("--seed", type=int, help="random seed (weights and dropout masks)")
@@ -240,10 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-compare", dest="compare", action="store_false", help="train one model only")
     t.add_argument("--compare-p", type=float, default=0.5, help="dropout of the dropout run in --compare")
     for flag, (_, typ, helptext) in OVERRIDES.items():
-        kw = {"choices": ["zaremba", "recurrent", "none"]} if flag == "dropout_mode" else {}
+        kw = {"choices": DROPOUT_MODES} if flag == "dropout_mode" else {}
         if flag == "dtype":
-            kw = {"choices": ["float32", "float64"]}
+            kw = {"choices": DTYPES}
         t.add_argument("--" + flag.replace("_", "-"), dest=flag, type=typ, help=helptext, **kw)
+    t.add_argument("--tie-weights", dest="tie_weights", action=argparse.BooleanOptionalAction, default=None,
+                   help="decoder = transposed embedding (Press & Wolf 2017); --no-tie-weights to untie")
     _common(t)
     t.set_defaults(func=_cmd_train)
 
@@ -253,8 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "averaged before scoring (the paper's ensemble rows).")
     e.add_argument("checkpoints", nargs="+", metavar="RUN", help="checkpoint files (.npz) or run folders "
                    "(their best.npz; runs/tiny: that of the run with the lower validation perplexity)")
-    e.add_argument("--split", nargs="+", default=["valid", "test"], choices=["train", "valid", "test"])
-    e.add_argument("--dataset", choices=["builtin", "ptb"], help="default: the checkpoint's own")
+    e.add_argument("--split", nargs="+", default=["valid", "test"], choices=SPLITS)
+    e.add_argument("--dataset", choices=DATASETS, help="default: the checkpoint's own")
     e.add_argument("--eval-batch", type=int, default=1, help="evaluation streams (default 1)")
     e.add_argument("--steps", type=int, help="chunk length (default: the checkpoint's)")
     _common(e)
@@ -266,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--temperature", type=float, default=1.0, help="<1 safer, >1 wilder (default 1)")
     s.add_argument("--prime", default="", help='words to start from, e.g. "the market"')
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--dataset", choices=["builtin", "ptb"], help="default: the checkpoint's own")
+    s.add_argument("--dataset", choices=DATASETS, help="default: the checkpoint's own")
     _common(s)
     s.set_defaults(func=_cmd_sample)
 
@@ -295,11 +304,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch", type=int, default=3, help="batch size N (default 3)")
     g.add_argument("--steps", type=int, default=5, help="time steps T (default 5)")
     g.add_argument("--dropout", type=float, default=0.5, help="dropout probability (default 0.5)")
-    g.add_argument("--dropout-mode", default="zaremba", choices=["zaremba", "recurrent", "none"],
+    g.add_argument("--dropout-mode", default="zaremba", choices=DROPOUT_MODES,
                    help="where dropout goes (default: zaremba, the paper's)")
+    g.add_argument("--tie-weights", action="store_true", help="decoder = transposed embedding")
     g.add_argument("--init-scale", type=float, default=0.3, help="uniform init range (default 0.3)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     g.set_defaults(func=_cmd_gradcheck)
+
+    from .lab import add_cli as add_lab_cli
+
+    add_lab_cli(sub, _common)  # `minilstm lab`: the regularization lab (minilstm/lab.py)
     return parser
 
 

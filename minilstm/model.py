@@ -4,20 +4,48 @@
         --D--> affine (H -> V) --> softmax cross-entropy against targets (N, T)
 
 Where the dropout operator D goes is the whole point of the paper, and is the
-``dropout_mode`` option:
+``dropout_mode`` option (the names live in minilstm/choices.py). To compare
+them, follow one piece of information from the word at time s to the
+prediction at time s + t, t >= 0, and count how often it crosses D. It moves
+up L + 1 times (embedding -> layer 1 -> ... -> layer L -> softmax) and along
+time t times, each time step inside some layer either on h_{t-1} (through the
+gates) or on the memory c_{t-1} -> c_t (never dropped, in any mode).
 
 ``zaremba`` (default)
     D only on the non-recurrent connections: the embedding entering layer 1,
-    h of layer l-1 entering layer l, and the top h entering the softmax. The
-    recurrent h_{t-1} -> h_t and c_{t-1} -> c_t paths are never dropped, so
-    information crosses D exactly L + 1 times on its way from any input to any
-    output, however far apart in time they are.
+    h of layer l-1 entering layer l, and the top h entering the softmax, with
+    a fresh mask at every time step. The recurrent h_{t-1} -> h_t and
+    c_{t-1} -> c_t paths are never dropped, so information crosses D exactly
+    L + 1 times on its way from any input to any output, whatever t is.
 ``recurrent``
     The naive placement the paper argues against: the same masks as above,
-    and D also on h_{t-1} as it enters every step, so memory is corrupted a
-    little more at every time step it is carried.
+    and D also on h_{t-1} as it enters every step, with a fresh mask at every
+    step. A path that moves k of its t time steps along h crosses D
+    L + 1 + k times (up to L + 1 + t), through L + 1 + k independent masks:
+    the longer a memory is carried on h, the more often it is corrupted.
+``variational`` (Gal & Ghahramani 2016)
+    D at the same places as ``recurrent`` (inputs, outputs and h_{t-1}), but
+    with one mask per sequence, (N, 1, H), shared by every time step. The
+    count of crossings is the same as in ``recurrent``, L + 1 + k, but they
+    go through at most 2L + 1 distinct masks (the L + 1 vertical ones and one
+    on h_{t-1} per layer), however large t is: a unit of h_{t-1} that is
+    dropped is dropped at every step, and one that is kept is kept at every
+    step, so the noise does not compound along time. Dropping h_{t-1} with a
+    fixed mask is dropping fixed rows of Wh, and a fixed mask on the inputs is
+    dropping fixed rows of Wx: one thinned network per sequence, which is what
+    the Bayesian reading of dropout asks for.
+    Here a "sequence" is one chunk of T steps of truncated BPTT (the state is
+    carried from chunk to chunk): the masks are redrawn at every forward, i.e.
+    every chunk, as in Gal's own PTB code.
 ``none``
     No dropout at all, whatever ``dropout`` says.
+
+``tie_weights`` (Press & Wolf 2017; Inan, Khosravi & Socher 2017): the decoder
+uses the transposed embedding, scores = h @ embed.W.T + out.b, and there is no
+``out.W``. The shared matrix is used twice, so its gradient is the sum of the
+embedding's (rows of the words in the batch) and the decoder's (every row).
+Tying needs the embedding size to equal H, which it always does here (the
+embedding is (V, H)).
 
 Parameters live in one dict of named arrays (``model.params``); ``backward``
 returns a dict of gradients with the same names.
@@ -34,14 +62,16 @@ import numpy as np
 
 from .backend import default_rng, get_xp, resolve_device
 from .checks import ShapeError, check_shape, check_tokens
+from .choices import DROPOUT_MODES, PER_SEQUENCE_MODES, RECURRENT_MASK_MODES
 from .ops.affine import affine_backward, affine_forward
-from .ops.dropout import dropout_backward, dropout_forward
-from .ops.embedding import embedding_backward, embedding_forward
+from .ops.dropout import dropout_backward, dropout_forward, dropout_mask
+from .ops.embedding import embedding_backward, embedding_forward, is_row_sparse
 from .ops.lstm import lstm_backward, lstm_forward
 from .ops.softmax import log_softmax, softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from .workspace import Workspace
 
-DROPOUT_MODES = ("none", "zaremba", "recurrent")
+# The fast paths ``reuse_buffers=True`` bundles, each its own keyword (see LSTMLanguageModel).
+FAST_PATHS = ("reuse_workspace", "inplace_softmax", "sparse_embedding_grad")
 
 
 @dataclass
@@ -67,23 +97,36 @@ class LSTMLanguageModel:
     Args:
       vocab_size (V), hidden_size (H), num_layers (L);
       dropout: the probability p of dropping a unit;
-      dropout_mode: ``"zaremba"``, ``"recurrent"`` or ``"none"`` (module docstring);
+      dropout_mode: ``"zaremba"``, ``"recurrent"``, ``"variational"`` or
+        ``"none"`` (module docstring);
       init_scale: weights start uniform in [-init_scale, init_scale], as in the paper;
       dtype: float32 to train, float64 to check gradients;
       device: ``"cpu"`` or ``"gpu"`` (default: ``$MINILSTM_DEVICE`` or cpu);
       seed: seeds both the initial weights and the model's own dropout generator;
-      reuse_buffers: for speed (training and evaluation turn it on), forward
-        writes its (N, T, V) scores, and backward the decoder's gradient, into
-        arrays reused at every step (minilstm/workspace.py), and backward
-        returns the embedding's gradient as a RowSparseGrad (only the rows of
-        the words in the batch). Then a cache can be backpropagated once,
+      tie_weights: the decoder is the transposed embedding (no ``out.W``; module docstring);
+      reuse_buffers: for speed (training and evaluation turn it on), all three
+        fast paths below at once. Off by default: every forward and backward
+        returns fresh arrays, as a student would expect. Each can also be set on
+        its own (None: follow ``reuse_buffers``); none changes any number a
+        plain call returns:
+      reuse_workspace: forward writes its (N, T, V) scores, and backward the
+        decoder's gradient, into arrays reused at every step
+        (minilstm/workspace.py). Then a cache can be backpropagated only
         before the next forward, and the gradients returned are overwritten by
-        the next backward (both misuses raise an error). Off by default: every
-        forward and backward returns fresh arrays, as a student would expect.
+        the next backward (misuse raises an error);
+      inplace_softmax: the scores become the probabilities, and backward turns
+        those into the gradient, in place: a cache can be backpropagated once
+        (a second backward raises an error);
+      sparse_embedding_grad: backward returns the embedding's gradient as a
+        RowSparseGrad (only the rows of the words in the batch). With
+        ``tie_weights`` the shared matrix's gradient is dense anyway (the
+        decoder touches every row): the embedding's rows are then added into
+        the decoder's dense gradient, without a dense scatter-add.
     """
 
     def __init__(self, vocab_size, hidden_size=200, num_layers=2, dropout=0.0, dropout_mode="zaremba",
-                 init_scale=0.1, dtype="float32", device=None, seed=0, reuse_buffers=False):
+                 init_scale=0.1, dtype="float32", device=None, seed=0, reuse_buffers=False, tie_weights=False,
+                 reuse_workspace=None, inplace_softmax=None, sparse_embedding_grad=None):
         if dropout_mode not in DROPOUT_MODES:
             raise ValueError(f"dropout_mode must be one of {DROPOUT_MODES}, got {dropout_mode!r}")
         if not 0.0 <= dropout < 1.0:
@@ -93,6 +136,7 @@ class LSTMLanguageModel:
         self.V, self.H, self.L = int(vocab_size), int(hidden_size), int(num_layers)
         self.dropout = float(dropout)
         self.dropout_mode = dropout_mode
+        self.tie_weights = bool(tie_weights)
         self.init_scale = float(init_scale)
         self.dtype = np.dtype(dtype)
         if self.dtype.kind != "f":
@@ -103,9 +147,17 @@ class LSTMLanguageModel:
         self.params = self.init_params(default_rng(seed, self.xp))
         # The model's own generator for dropout masks, used when forward gets no rng.
         self.rng = default_rng(None if seed is None else seed + 1, self.xp)
-        self.reuse_buffers = bool(reuse_buffers)
+        default = bool(reuse_buffers)
+        self.reuse_workspace = default if reuse_workspace is None else bool(reuse_workspace)
+        self.inplace_softmax = default if inplace_softmax is None else bool(inplace_softmax)
+        self.sparse_embedding_grad = default if sparse_embedding_grad is None else bool(sparse_embedding_grad)
         self.workspace = Workspace()
         self._generation = 0  # counts forwards that wrote into the workspace, so a stale cache is caught
+
+    @property
+    def reuse_buffers(self):
+        """True when every fast path is on (what ``reuse_buffers=True`` asked for)."""
+        return all(getattr(self, name) for name in FAST_PATHS)
 
     # ------------------------------------------------------------------ setup
     def param_shapes(self):
@@ -115,12 +167,17 @@ class LSTMLanguageModel:
             shapes[f"lstm{layer}.Wx"] = (H, 4 * H)
             shapes[f"lstm{layer}.Wh"] = (H, 4 * H)
             shapes[f"lstm{layer}.b"] = (4 * H,)
-        shapes["out.W"] = (H, V)
+        if not self.tie_weights:  # tied: the decoder is embed.W.T, no matrix of its own
+            shapes["out.W"] = (H, V)
         shapes["out.b"] = (V,)
         return shapes
 
     def init_params(self, rng):
-        """Every parameter uniform in [-init_scale, init_scale] (biases too, as in the paper's code)."""
+        """Every parameter uniform in [-init_scale, init_scale] (biases too, as in the paper's code).
+
+        The draws follow param_shapes' order, so a tied model's first arrays
+        are the untied model's (out.W is simply not drawn; out.b differs).
+        """
         s = self.init_scale
         return {name: rng.uniform(-s, s, size=shape).astype(self.dtype)
                 for name, shape in self.param_shapes().items()}
@@ -134,19 +191,28 @@ class LSTMLanguageModel:
     def uses_dropout(self):
         return self.dropout_mode != "none" and self.dropout > 0.0
 
+    def decoder_weight(self):
+        """The decoder's (H, V) matrix: out.W, or with tie_weights the transposed embedding (a view)."""
+        return self.params["embed.W"].T if self.tie_weights else self.params["out.W"]
+
     def mask_names(self):
-        """Names of the dropout masks one training forward draws, each (N, T, H).
+        """Names of the dropout masks one training forward draws, each (N, T, H), or (N, 1, H) in a
+        per-sequence mode (``variational``).
 
         ``drop0`` on the embedding entering layer 1, ``drop{l}`` on h of layer l
-        leaving it (``drop{L}`` enters the softmax), and in ``recurrent`` mode
-        ``rec{l}`` on h_{t-1} inside layer l.
+        leaving it (``drop{L}`` enters the softmax), and in ``recurrent`` and
+        ``variational`` modes ``rec{l}`` on h_{t-1} inside layer l.
         """
         if not self.uses_dropout:
             return []
         names = [f"drop{layer}" for layer in range(self.L + 1)]
-        if self.dropout_mode == "recurrent":
+        if self.dropout_mode in RECURRENT_MASK_MODES:
             names += [f"rec{layer}" for layer in range(1, self.L + 1)]
         return names
+
+    def mask_shape(self, N, T):
+        """The shape of every mask of a training forward on (N, T) tokens."""
+        return (N, 1, self.H) if self.dropout_mode in PER_SEQUENCE_MODES else (N, T, self.H)
 
     def num_params(self):
         return int(sum(int(np.prod(p.shape)) for p in self.params.values()))
@@ -169,9 +235,19 @@ class LSTMLanguageModel:
     def _mask(self, name, x, train, rng, masks, used):
         if not train or not self.uses_dropout:
             return dropout_forward(x, 0.0, train=False)
+        if self.dropout_mode in PER_SEQUENCE_MODES:  # one (N, 1, H) mask for all T steps
+            used[name] = self._sequence_mask(name, x.shape[0], rng, masks)
+            return dropout_forward(x, self.dropout, train=True, mask=used[name])
         out, cache = dropout_forward(x, self.dropout, train=True, rng=rng, mask=masks.get(name))
         used[name] = cache.mask
         return out, cache
+
+    def _sequence_mask(self, name, N, rng, masks):
+        """masks[name] if given, else a fresh (N, 1, H) mask: one per sequence (chunk), shared over time."""
+        mask = masks.get(name)
+        if mask is None:
+            mask = dropout_mask((N, 1, self.H), self.dropout, rng, self.dtype)
+        return mask
 
     def _body(self, tokens, state, train, rng, masks):
         """Everything up to the vocabulary scores (N, T, V)."""
@@ -204,6 +280,9 @@ class LSTMLanguageModel:
                     h_masks = rc.mask
                 used[name] = h_masks
                 ### END SOLUTION
+            elif train and self.uses_dropout and self.dropout_mode == "variational":
+                # One (N, 1, H) mask for h_{t-1} at every step of this chunk; lstm_forward broadcasts it.
+                h_masks = used[f"rec{layer}"] = self._sequence_mask(f"rec{layer}", N, rng, masks)
             x, lc = lstm_forward(x, state[0][layer - 1], p[f"lstm{layer}.Wx"], p[f"lstm{layer}.Wh"],
                                  p[f"lstm{layer}.b"], c0=state[1][layer - 1], h_masks=h_masks)
             lstms.append(lc)
@@ -215,10 +294,10 @@ class LSTMLanguageModel:
         drops.append(d)
         ### END SOLUTION
         out = None
-        if self.reuse_buffers:  # every forward writes its scores into the same array, see __init__
+        if self.reuse_workspace:  # every forward writes its scores into the same array, see __init__
             out = self.workspace.get("scores", (N, T, self.V), self.dtype, xp)
             self._generation += 1
-        scores, aff_cache = affine_forward(x, p["out.W"], p["out.b"], out=out)  # (N, T, V)
+        scores, aff_cache = affine_forward(x, self.decoder_weight(), p["out.b"], out=out)  # (N, T, V)
         # The carried state is a copy: the next chunk's graph starts fresh (truncated BPTT).
         new_state = (xp.stack(h_final), xp.stack(c_final))
         cache = ModelCache(embed_cache, drops, lstms, aff_cache, masks=used, generation=self._generation)
@@ -229,14 +308,15 @@ class LSTMLanguageModel:
 
         Inputs: tokens, targets (N, T) integer ids; state (h, c) each (L, N, H)
         or None for zeros; train (dropout on); rng: generator for the masks
-        (default: the model's own); masks: {name: (N, T, H)} to fix masks.
+        (default: the model's own); masks: {name: (N, T, H) or (N, 1, H)} to
+        fix masks (names: mask_names(); shapes: mask_shape(N, T)).
         Returns (loss, cache, new_state). The loss is summed over T and averaged
         over N (see ops/softmax.py for why).
         """
         state = self._check_inputs(tokens, targets, state)
         scores, cache, new_state = self._body(tokens, state, train, rng, masks)
         # With reused buffers, the scores become the probabilities in place (they are not needed again).
-        loss, cache.softmax = softmax_cross_entropy_forward(scores, targets, overwrite_scores=self.reuse_buffers)
+        loss, cache.softmax = softmax_cross_entropy_forward(scores, targets, overwrite_scores=self.inplace_softmax)
         if not math.isfinite(loss):
             raise FloatingPointError(
                 f"the loss is {loss}: training diverged. Lower the learning rate or the clipping norm, "
@@ -253,17 +333,21 @@ class LSTMLanguageModel:
     def backward(self, cache: ModelCache, dloss=1.0):
         """Gradients of the loss with respect to every parameter, by name.
 
-        Dense arrays of the parameters' shapes; with ``reuse_buffers``, the
-        embedding's is a RowSparseGrad (``.to_dense()`` for the full array).
+        Dense arrays of the parameters' shapes; with ``sparse_embedding_grad``
+        (and untied weights), the embedding's is a RowSparseGrad
+        (``.to_dense()`` for the full array).
         """
         grads = {}
-        reuse = self.reuse_buffers
-        if reuse and cache.generation != self._generation:
+        if self.reuse_workspace and cache.generation != self._generation:
             raise RuntimeError("this cache's buffers were reused by a later forward (reuse_buffers=True): "
                                "call backward right after the forward that made the cache")
-        dscores = softmax_cross_entropy_backward(dloss, cache.softmax, overwrite_cache=reuse)
-        dW_out = self.workspace.get("d_out.W", (self.H, self.V), self.dtype, self.xp) if reuse else None
-        dx, grads["out.W"], grads["out.b"] = affine_backward(dscores, cache.affine, dW_out=dW_out)
+        dscores = softmax_cross_entropy_backward(dloss, cache.softmax, overwrite_cache=self.inplace_softmax)
+        if self.tie_weights:
+            dx, d_decoder, grads["out.b"] = self._tied_decoder_backward(dscores, cache.affine)
+        else:
+            dW_out = (self.workspace.get("d_out.W", (self.H, self.V), self.dtype, self.xp)
+                      if self.reuse_workspace else None)
+            dx, grads["out.W"], grads["out.b"] = affine_backward(dscores, cache.affine, dW_out=dW_out)
         ### BEGIN SOLUTION [dropout:placement] (hint: back through the D that sits before the softmax
         ###     (cache.drops[self.L]))
         dx = dropout_backward(dx, cache.drops[self.L])
@@ -276,5 +360,38 @@ class LSTMLanguageModel:
             ###     (cache.drops[layer - 1]) before going down a layer)
             dx = dropout_backward(dx, cache.drops[layer - 1])
             ### END SOLUTION
-        grads["embed.W"] = embedding_backward(dx, cache.embed, sparse=reuse)
+        grads["embed.W"] = embedding_backward(dx, cache.embed, sparse=self.sparse_embedding_grad)
+        if self.tie_weights:
+            # One matrix, two uses: its gradient is the sum of the embedding's and the decoder's.
+            grads["embed.W"] = _add_into(d_decoder, grads["embed.W"])
         return {name: grads[name] for name in self.params}
+
+    def _tied_decoder_backward(self, dscores, cache):
+        """Backward of scores = x @ E.T + b with E = embed.W (V, H).
+
+        Returns (dx (N, T, H), dE (V, H), db (V,)). dE = dscores^T x is
+        computed as a (V, H) product directly (not the (H, V) product of
+        affine_backward, transposed), so it can be written into a reused
+        buffer and the embedding's rows added to it.
+        """
+        xp = self.xp
+        x, V = cache.x, self.V
+        d2 = dscores.reshape(-1, V)  # (N*T, V)
+        x2 = x.reshape(-1, self.H)    # (N*T, H)
+        E = cache.W.T  # the (V, H) embedding the forward used
+        dx = (d2 @ E).reshape(x.shape)  # d(x @ E.T)/dx = dscores @ E
+        if self.reuse_workspace:
+            dE = xp.matmul(d2.T, x2, out=self.workspace.get("d_embed.W", (V, self.H), self.dtype, xp))
+        else:
+            dE = d2.T @ x2
+        db = xp.ones(d2.shape[0], dtype=d2.dtype) @ d2  # as in affine_backward: BLAS on every core
+        return dx, dE, db
+
+
+def _add_into(dense, g):
+    """dense += g, for g dense or row-sparse (its rows are distinct, so plain indexing adds each once)."""
+    if is_row_sparse(g):
+        dense[g.rows] += g.values
+    else:
+        dense += g
+    return dense

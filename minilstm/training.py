@@ -202,7 +202,7 @@ def build_model(cfg: Config, vocab_size: int, device=None) -> LSTMLanguageModel:
     """The model a recipe describes, set up for training speed (reused buffers, sparse embedding gradient)."""
     return LSTMLanguageModel(vocab_size, cfg.hidden_size, cfg.num_layers, dropout=cfg.dropout,
                              dropout_mode=cfg.dropout_mode, init_scale=cfg.init_scale, dtype=cfg.dtype,
-                             device=device, seed=cfg.seed, reuse_buffers=True)
+                             device=device, seed=cfg.seed, reuse_buffers=True, tie_weights=cfg.tie_weights)
 
 
 def _write_json(path: Path, obj) -> None:
@@ -437,7 +437,7 @@ def _best(corpus):
 def _label(cfg: Config) -> str:
     drop = "no dropout" if cfg.dropout == 0 or cfg.dropout_mode == "none" else \
         f"dropout {cfg.dropout:g} ({cfg.dropout_mode})"
-    return f"{cfg.name} {cfg.num_layers}x{cfg.hidden_size}, {drop}"
+    return f"{cfg.name} {cfg.num_layers}x{cfg.hidden_size}, {drop}" + (", tied" if cfg.tie_weights else "")
 
 
 def _epoch_bar(progress, total, prog, cfg):

@@ -13,7 +13,7 @@ from .corpus import Corpus, DataError, decode, encode, vocab_hash
 from .ptb import download_ptb, find_ptb_dir, load_ptb
 from .synthetic import make_builtin_corpus
 
-DATASETS = ("builtin", "ptb")
+from ..choices import DATASETS  # the one list of dataset names
 
 
 def load_corpus(name: str, data_dir=None, download: bool = True, verify: bool = True) -> Corpus:

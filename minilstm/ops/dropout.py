@@ -9,8 +9,14 @@ The mask is an array of the input's shape holding 0 or 1/(1-p). For an input
 paper. A mask can be passed in (gradient checks and lessons fix it so the
 function is deterministic) and the one used is always returned in the cache.
 
-Where D goes in the model (``none``, ``zaremba``, ``recurrent``) is decided in
-:mod:`minilstm.model`; this file only knows how to drop.
+A mask for an (N, T, H) input may also be (N, 1, H): one mask per sequence,
+shared by all T steps (broadcast over time, never copied). That is the
+``variational`` dropout of Gal & Ghahramani (2016); the backward pass is the
+same product, dout * mask, broadcast the same way.
+
+Where D goes in the model (``none``, ``zaremba``, ``recurrent``,
+``variational``) is decided in :mod:`minilstm.model`; this file only knows how
+to drop.
 """
 
 from __future__ import annotations
@@ -42,12 +48,30 @@ def dropout_mask(shape, p, rng, dtype):
     ### END SOLUTION
 
 
+def broadcast_over_time(mask, shape):
+    """A (N, 1, H) mask as a read-only (N, T, H) view for an input of ``shape`` (N, T, H), no copy.
+
+    Any other mask is returned as it is (the caller checks its shape). Used by
+    dropout_forward and by lstm_forward's h_masks: one mask per sequence.
+    """
+    shape = tuple(shape)
+    if mask is None or len(shape) != 3 or mask.ndim != 3 or tuple(mask.shape) == shape:
+        return mask
+    if mask.shape[1] == 1 and (mask.shape[0], mask.shape[2]) == (shape[0], shape[2]):
+        return get_array_module(mask).broadcast_to(mask, shape)
+    return mask
+
+
 def dropout_forward(x, p, train=True, rng=None, mask=None):
     """D(x). Inputs: x (any shape), p = drop probability, train flag,
-    rng (a generator from backend.default_rng) or a ready mask (x.shape).
+    rng (a generator from backend.default_rng) or a ready mask (x.shape, or
+    (N, 1, H) for an (N, T, H) input: the same mask at every time step).
 
-    Returns (out, cache); cache.mask is the mask used (None in eval or p = 0).
+    Returns (out, cache); cache.mask is the mask used (None in eval or p = 0),
+    of x's shape (a per-sequence mask appears as its broadcast view).
     """
+    if train:  # a per-sequence (N, 1, H) mask becomes an (N, T, H) view, so the code below is unchanged
+        mask = broadcast_over_time(mask, x.shape)
     ### BEGIN SOLUTION [dropout:operator] (hint: D is the identity (return x, DropoutCache(None)) when not
     ###     training, or when p is 0 and no mask is given. Otherwise use the given mask (ValueError if its
     ###     shape is not x's) or draw one with dropout_mask(x.shape, p, rng, dtype of x) (ValueError if rng is

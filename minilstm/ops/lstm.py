@@ -13,6 +13,8 @@ for one layer with input x_t and previous state (h_{t-1}, c_{t-1}):
 
 The four gates sit side by side along the last axis in the order i, f, o, g,
 so ``a[:, :H]`` is i, ``a[:, H:2H]`` f, ``a[:, 2H:3H]`` o and ``a[:, 3H:]`` g.
+That layout is written once, in :func:`split_gates` (and mirrored by the CUDA
+kernels in ops/cuda_kernels.py, which index the same (N, 4H) block).
 The function names and signatures follow CS231n's ``rnn_layers.py`` so course
 material written for it works unchanged.
 
@@ -28,6 +30,19 @@ import numpy as np
 from ..backend import get_array_module
 from ..checks import check_finite, check_float, check_shape
 from . import cuda_kernels
+from .dropout import broadcast_over_time
+
+GATES = ("i", "f", "o", "g")  # their order along the last axis of the (N, 4H) pre-activation block
+
+
+def split_gates(a):
+    """Views (i, f, o, g), each (..., H), of a gate block a (..., 4H): the gate layout, written once.
+
+    The first three are sigmoids, the last (g) a tanh, so ``a[..., :3H]`` is
+    the sigmoid block (activate_gates_ squashes it in one call).
+    """
+    H = a.shape[-1] // 4
+    return a[..., :H], a[..., H:2 * H], a[..., 2 * H:3 * H], a[..., 3 * H:]
 
 
 # ----------------------------------------------------------------------------
@@ -51,8 +66,9 @@ def activate_gates_(a, H, xp):
     """Turn pre-activations a (N, 4H) into gates [i, f, o, g] in place."""
     if xp is not np:  # CuPy: the same arithmetic as one fused kernel launch (ops/cuda_kernels.py)
         return cuda_kernels.activate_gates_(a)
-    _sigmoid_(a[:, : 3 * H], xp)  # i, f, o squashed to (0, 1)
-    xp.tanh(a[:, 3 * H:], out=a[:, 3 * H:])  # g squashed to (-1, 1)
+    g = split_gates(a)[3]
+    _sigmoid_(a[:, : 3 * H], xp)  # i, f, o (side by side: one call) squashed to (0, 1)
+    xp.tanh(g, out=g)  # g squashed to (-1, 1)
     return a
 
 
@@ -60,8 +76,7 @@ def cell_forward(gates, prev_c, next_c, tanh_c, next_h, xp):
     """c = f * c_prev + i * g;  h = o * tanh(c).  Writes into next_c, tanh_c, next_h (N, H)."""
     if xp is not np:  # CuPy: the same lines as one fused kernel launch (ops/cuda_kernels.py)
         return cuda_kernels.cell_forward(gates, prev_c, next_c, tanh_c, next_h)
-    H = prev_c.shape[1]
-    i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+    i, f, o, g = split_gates(gates)
     ### BEGIN SOLUTION [lstm:cell_forward] (hint: c = f * prev_c + i * g; h = o * tanh(c). Write into next_c,
     ###     tanh_c and next_h (e.g. xp.multiply(f, prev_c, out=next_c)): the caller owns those arrays)
     xp.multiply(f, prev_c, out=next_c)
@@ -81,7 +96,7 @@ def cell_backward(dh, dc, gates, prev_c, tanh_c, dgates, xp):
     if xp is not np:  # CuPy: the same lines as one fused kernel launch (ops/cuda_kernels.py)
         return cuda_kernels.cell_backward(dh, dc, gates, prev_c, tanh_c, dgates)
     H = prev_c.shape[1]
-    i, f, o, g = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+    i, f, o, g = split_gates(gates)
     ### BEGIN SOLUTION [lstm:cell_backward] (hint: c_t reaches the loss directly (dc) and through h = o *
     ###     tanh(c): add both. Then each gate: da = (what it multiplies) * (its slope: s * (1 - s) for a
     ###     sigmoid, 1 - t * t for tanh). Write da_i, da_f, da_o, da_g into dgates[:, :H], [:, H:2H], [:,
@@ -199,7 +214,9 @@ class LSTMCache:
     x (N, T, D); h0, c0 (N, H); h, c, tanh_c (N, T, H) for every step;
     gates (N, T, 4H) after their nonlinearities; Wx, Wh;
     h_masks (N, T, H) or None: dropout masks applied to h_{t-1} (``recurrent``
-    placement only); h_in (N, T, H) or None: the masked h_{t-1} that entered Wh.
+    and ``variational`` placements; a per-sequence (N, 1, H) mask is kept as
+    its broadcast (N, T, H) view); h_in (N, T, H) or None: the masked h_{t-1}
+    that entered Wh.
 
     The final state, to carry into the next chunk of truncated BPTT, is
     ``cache.final_h`` and ``cache.final_c`` (both (N, H)); final_h is also
@@ -234,9 +251,11 @@ def lstm_forward(x, h0, Wx, Wh, b, c0=None, h_masks=None):
       x (N, T, D): the input at every step; h0 (N, H): initial hidden state;
       Wx (D, 4H), Wh (H, 4H), b (4H,): weights, gate order i, f, o, g;
       c0 (N, H): initial cell state (zeros when None, as in CS231n);
-      h_masks (N, T, H), optional: a dropout mask multiplied into h_{t-1}
-        before it enters the recurrence. Only the ``recurrent`` placement
-        (the one the paper argues against) uses it.
+      h_masks (N, T, H) or (N, 1, H), optional: a dropout mask multiplied into
+        h_{t-1} before it enters the recurrence: a fresh one every step (the
+        ``recurrent`` placement, which the paper argues against) or, as
+        (N, 1, H), the same one at every step (``variational``, Gal &
+        Ghahramani 2016; broadcast over time, never copied).
     Returns (h (N, T, H), cache). The final state is (cache.final_h, cache.final_c).
 
     Speed: the input projection x_t Wx + b of all T steps does not depend on
@@ -260,7 +279,8 @@ def lstm_forward(x, h0, Wx, Wh, b, c0=None, h_masks=None):
     check_shape("c0", c0, (N, H), "(N, H)")
     check_finite("c0", c0)
     if h_masks is not None:
-        check_shape("h_masks", h_masks, (N, T, H), "(N, T, H)")
+        h_masks = broadcast_over_time(h_masks, (N, T, H))  # (N, 1, H): the same mask at every step
+        check_shape("h_masks", h_masks, (N, T, H), "(N, T, H) or (N, 1, H)")
 
     ### BEGIN SOLUTION [lstm:sequence_forward] (hint: fill gates (N, T, 4H), h, c, tanh_c (N, T, H) and h_in
     ###     (the masked h_{t-1}, or None) for the cache below. x_t Wx + b for all T steps is one product; then

@@ -1,0 +1,247 @@
+"""The regularization lab: the paper's placement of dropout against what came before and after it.
+
+    minilstm lab [--out runs/lab]          about an hour on a 2-core CPU
+
+One command trains the README's overfitting setting (a 2x400 LSTM, init 0.05,
+constant learning rate 1, clip 5, batch 20, 20 steps, 8 epochs on the first
+300,000 words of the Penn Treebank training split) six times, changing only
+the regularization:
+
+    none                 no dropout
+    recurrent            D on h_{t-1} too, a fresh mask every step (the naive placement)
+    zaremba              D on the non-recurrent connections only (the paper)
+    variational          D on inputs, outputs and h_{t-1}, one mask per sequence (Gal & Ghahramani 2016)
+    zaremba+tied         zaremba, decoder = transposed embedding (Press & Wolf 2017; Inan et al. 2017)
+    variational+tied     variational, tied
+
+and writes, into the output folder, one sub-folder per run (a normal run
+folder: ``minilstm plot`` and ``minilstm eval`` work on it), a table
+(``lab.md`` and ``lab.json``) and one figure of the validation curves
+(``lab_validation.png``).
+
+It resumes where it stopped: a run with a ``summary.json`` is finished and
+skipped; a run with only a ``last.npz`` (stopped by Ctrl-C or at an epoch
+boundary) continues from it, exactly as ``minilstm train --resume`` would.
+Running the command again after an interruption is all it takes.
+
+``--train-tokens``, ``--epochs`` and ``--hidden`` shrink it (the tests run it
+in seconds on the built-in corpus). One seed, one small slice of data: the
+table shows what these settings do here, not a ranking that would survive
+other seeds, sizes or schedules.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .choices import DATASETS, DROPOUT_MODES
+
+
+@dataclass(frozen=True)
+class LabRun:
+    name: str           # the sub-folder
+    dropout_mode: str   # one of choices.DROPOUT_MODES
+    tie_weights: bool
+    label: str          # for the table and the figure
+
+    def uses_dropout(self):
+        return self.dropout_mode != "none"
+
+
+RUNS = (
+    LabRun("none", "none", False, "no dropout"),
+    LabRun("recurrent", "recurrent", False, "recurrent (naive)"),
+    LabRun("zaremba", "zaremba", False, "zaremba (the paper)"),
+    LabRun("variational", "variational", False, "variational (Gal & Ghahramani)"),
+    LabRun("zaremba-tied", "zaremba", True, "zaremba + tied weights"),
+    LabRun("variational-tied", "variational", True, "variational + tied weights"),
+)
+assert all(r.dropout_mode in DROPOUT_MODES for r in RUNS)
+RUN_NAMES = tuple(r.name for r in RUNS)
+
+# The README's overfitting setting: `small` with these changes.
+SETTING = dict(hidden_size=400, init_scale=0.05, epochs=8, max_epoch=8, train_tokens=300_000)
+
+
+def lab_config(run: LabRun, dataset="ptb", hidden=None, epochs=None, train_tokens=None, dropout=0.5, seed=0,
+               eval_batch=1):
+    """The Config of one run of the lab (the README's setting unless shrunk)."""
+    import dataclasses
+
+    from .config import get_config
+
+    epochs = SETTING["epochs"] if epochs is None else epochs
+    cfg = get_config(
+        "small", dataset=dataset,
+        hidden_size=SETTING["hidden_size"] if hidden is None else hidden,
+        init_scale=SETTING["init_scale"], epochs=epochs, max_epoch=epochs,  # constant learning rate 1
+        train_tokens=SETTING["train_tokens"] if train_tokens is None else train_tokens,
+        dropout=dropout if run.uses_dropout() else 0.0, dropout_mode=run.dropout_mode,
+        tie_weights=run.tie_weights, seed=seed, eval_batch_size=eval_batch)
+    return dataclasses.replace(cfg, name=f"lab-{run.name}")
+
+
+def _finished(run_dir: Path) -> bool:
+    return (run_dir / "summary.json").is_file()
+
+
+def run_lab(out_dir, runs=RUN_NAMES, dataset="ptb", hidden=None, epochs=None, train_tokens=None, dropout=0.5,
+            seed=0, data_dir=None, device=None, progress=True, log=print, on_step=None, eval_batch=1) -> dict:
+    """Train every run not yet finished (resuming a stopped one), then write the table and the figure.
+
+    Returns {"interrupted": bool, "rows": [...], "table": path, "figure": path or None}.
+    """
+    from .data import load_corpus
+    from .training import train
+
+    out_dir = Path(out_dir)
+    unknown = sorted(set(runs) - set(RUN_NAMES))
+    if unknown:
+        raise ValueError(f"unknown lab run(s) {unknown}; choose from {', '.join(RUN_NAMES)}")
+    chosen = [r for r in RUNS if r.name in runs]
+    corpus = load_corpus(dataset, data_dir=data_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    interrupted = False
+    for i, run in enumerate(chosen, 1):
+        run_dir = out_dir / run.name
+        cfg = lab_config(run, dataset, hidden, epochs, train_tokens, dropout, seed, eval_batch)
+        if _finished(run_dir):
+            saved = json.loads((run_dir / "summary.json").read_text())["config"]
+            if saved != cfg.to_dict():
+                raise ValueError(f"{run_dir} holds a finished run with another setting; choose another --out "
+                                 "(nothing was overwritten)")
+            log(f"[lab {i}/{len(chosen)}] {run.name}: finished already, skipped")
+            continue
+        resume = (run_dir / "last.npz").is_file()
+        log(f"[lab {i}/{len(chosen)}] {run.name}: {'resuming' if resume else 'training'} ({run.label})")
+        res = train(cfg, out_dir=run_dir, resume=resume, corpus=corpus, device=device, progress=progress,
+                    log=log, on_step=on_step)
+        if res.interrupted:
+            interrupted = True
+            log(f"lab interrupted in {run.name}; run the same command again to continue where it stopped")
+            break
+    rows = collect(out_dir, chosen)
+    table = write_table(out_dir, rows)
+    figure = plot_validation(out_dir, chosen)
+    log(f"table: {table}" + (f"\nfigure: {figure}" if figure else ""))
+    return {"interrupted": interrupted, "rows": rows, "table": table, "figure": figure}
+
+
+def collect(out_dir, runs=RUNS) -> list[dict]:
+    """One row per finished run, from its summary.json."""
+    rows = []
+    for run in runs:
+        path = Path(out_dir) / run.name / "summary.json"
+        if not path.is_file():
+            continue
+        s = json.loads(path.read_text())
+        epochs = s["epochs"]
+        best = min(epochs, key=lambda e: e["valid_ppl"])
+        rows.append({
+            "run": run.name, "label": run.label, "dropout_mode": run.dropout_mode,
+            "dropout": s["config"]["dropout"], "tie_weights": run.tie_weights,
+            "train_ppl": epochs[-1]["train_ppl"], "best_valid_ppl": best["valid_ppl"], "best_epoch": best["epoch"],
+            "final_valid_ppl": s["valid_ppl"], "test_ppl": s["test_ppl"], "train_time_s": s["train_time_s"],
+            "valid_curve": [e["valid_ppl"] for e in epochs], "config": s["config"],
+        })
+    return rows
+
+
+def write_table(out_dir, rows) -> Path:
+    """lab.md (a markdown table) and lab.json (every figure, curves included)."""
+    out_dir = Path(out_dir)
+    lines = ["| run | dropout | train | best valid (epoch) | final valid | test | training time |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        drop = "none" if r["dropout_mode"] == "none" else f"{r['dropout']:g} `{r['dropout_mode']}`"
+        drop += ", tied" if r["tie_weights"] else ""
+        lines.append(f"| {r['run']} | {drop} | {r['train_ppl']:.1f} | {r['best_valid_ppl']:.1f} ({r['best_epoch']}) "
+                     f"| {r['final_valid_ppl']:.1f} | {r['test_ppl']:.1f} | {r['train_time_s'] / 60:.1f} min |")
+    _atomic_write(out_dir / "lab.md", "\n".join(lines) + "\n")
+    _atomic_write(out_dir / "lab.json", json.dumps({"runs": rows}, indent=2) + "\n")
+    return out_dir / "lab.md"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def plot_validation(out_dir, runs=RUNS, path=None):
+    """One figure: validation perplexity per epoch of every run with metrics (finished or not)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
+
+    from .plots import epoch_rows, read_metrics
+
+    out_dir = Path(out_dir)
+    path = Path(path) if path else out_dir / "lab_validation.png"
+    colours = {"none": "black", "recurrent": "tab:red", "zaremba": "tab:blue", "variational": "tab:green"}
+    fig = Figure(figsize=(7, 4.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    drawn = 0
+    for run in runs:
+        metrics = out_dir / run.name / "metrics.jsonl"
+        if not metrics.is_file():
+            continue
+        rows = [r for r in epoch_rows(read_metrics(out_dir / run.name)) if math.isfinite(r["valid_ppl"])]
+        if not rows:
+            continue
+        ax.plot([r["epoch"] for r in rows], [r["valid_ppl"] for r in rows], marker="o", markersize=3,
+                color=colours.get(run.dropout_mode, "grey"), linestyle="--" if run.tie_weights else "-",
+                label=run.label)
+        drawn += 1
+    if not drawn:
+        return None
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(ScalarFormatter())  # plain numbers, not powers of ten
+    ax.yaxis.set_minor_formatter(ScalarFormatter())
+    ax.tick_params(axis="y", which="minor", labelsize=7)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation perplexity (log scale)")
+    ax.set_title("Regularization lab: validation perplexity (one seed)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    os.replace(tmp, path)
+    return path
+
+
+def add_cli(sub, common):
+    """Register ``minilstm lab`` on the command line's sub-parsers (cli.py calls this)."""
+    p = sub.add_parser(
+        "lab", help="the regularization lab: six dropout/tying settings on the README's overfitting setting",
+        description=__doc__.split("\n\n")[0].rstrip(".") + ". Trains no dropout, recurrent, zaremba, variational, "
+        "zaremba+tied and variational+tied (2x400, 300k PTB words, 8 epochs: about an hour on a 2-core CPU), "
+        "then writes lab.md, lab.json and lab_validation.png. Run it again to resume where it stopped.")
+    p.add_argument("--out", default="runs/lab", help="output folder, one sub-folder per run (default runs/lab)")
+    p.add_argument("--runs", nargs="+", choices=RUN_NAMES, default=list(RUN_NAMES), help="which runs (default all)")
+    p.add_argument("--dataset", choices=DATASETS, default="ptb", help="default ptb (builtin: a quick try)")
+    p.add_argument("--train-tokens", type=int, help=f"first K training words (default {SETTING['train_tokens']:,})")
+    p.add_argument("--epochs", type=int, help=f"epochs, all at lr 1 (default {SETTING['epochs']})")
+    p.add_argument("--hidden", type=int, help=f"hidden units H (default {SETTING['hidden_size']})")
+    p.add_argument("--dropout", type=float, default=0.5, help="p of every run with dropout (default 0.5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-batch", type=int, default=1,
+                   help="evaluation streams (default 1: the split as one stream, as in the README)")
+    common(p)
+    p.set_defaults(func=_cmd_lab)
+
+
+def _cmd_lab(args):
+    res = run_lab(args.out, args.runs, args.dataset, args.hidden, args.epochs, args.train_tokens, args.dropout,
+                  args.seed, args.data_dir, args.device, progress=not args.no_progress, eval_batch=args.eval_batch)
+    if res["interrupted"]:
+        return 130
+    print(Path(res["table"]).read_text(), end="")
+    return 0

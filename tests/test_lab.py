@@ -1,0 +1,66 @@
+"""The regularization lab (minilstm lab), shrunk to seconds on the built-in corpus: it trains the runs,
+writes the table and the figure, and resumes where it stopped (a finished run is skipped, a stopped
+one continues from its last.npz)."""
+
+import json
+
+import pytest
+
+from minilstm import cli
+from minilstm.lab import RUN_NAMES, RUNS, lab_config, run_lab
+
+TINY = dict(dataset="builtin", hidden=4, epochs=2, train_tokens=600, eval_batch=50)
+
+
+def test_lab_runs_the_six_settings_of_the_readme():
+    assert RUN_NAMES == ("none", "recurrent", "zaremba", "variational", "zaremba-tied", "variational-tied")
+    for run in RUNS:
+        cfg = lab_config(run)
+        assert (cfg.dataset, cfg.num_layers, cfg.hidden_size, cfg.init_scale, cfg.lr, cfg.max_grad_norm) == \
+            ("ptb", 2, 400, 0.05, 1.0, 5.0)
+        assert (cfg.batch_size, cfg.num_steps, cfg.train_tokens, cfg.epochs) == (20, 20, 300_000, 8)
+        assert cfg.lr_at(cfg.epochs) == 1.0  # constant learning rate
+        assert (cfg.dropout_mode, cfg.tie_weights) == (run.dropout_mode, run.tie_weights)
+        assert cfg.dropout == (0.0 if run.dropout_mode == "none" else 0.5)
+
+
+def test_lab_resumes_where_it_stopped(tmp_path, capsys):
+    out = tmp_path / "lab"
+    calls = []
+
+    def stop_in_the_second_run(info):
+        calls.append(info)
+        if len(calls) == 3:  # the first run has 2 steps (1 chunk x 2 epochs): stop in the second
+            raise KeyboardInterrupt
+
+    logs = []
+    res = run_lab(out, ("none", "variational-tied"), **TINY, progress=False, log=logs.append,
+                  on_step=stop_in_the_second_run)
+    assert res["interrupted"]
+    assert (out / "none" / "summary.json").is_file()
+    assert (out / "variational-tied" / "last.npz").is_file()
+    assert not (out / "variational-tied" / "summary.json").exists()
+    assert [r["run"] for r in res["rows"]] == ["none"]
+    finished = (out / "none" / "summary.json").read_bytes()
+
+    # Again, from the command line: the finished run is skipped, the stopped one resumed and finished.
+    argv = ["lab", "--out", str(out), "--runs", "none", "variational-tied", "--dataset", "builtin",
+            "--hidden", "4", "--epochs", "2", "--train-tokens", "600", "--eval-batch", "50", "--no-progress"]
+    assert cli.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "none: finished already, skipped" in text
+    assert "variational-tied: resuming" in text and "resuming" in text.split("variational-tied: resuming")[1]
+    assert (out / "none" / "summary.json").read_bytes() == finished  # nothing finished is redone
+    table = (out / "lab.md").read_text()
+    assert "| none | none |" in table and "| variational-tied | 0.5 `variational`, tied |" in table
+    rows = json.loads((out / "lab.json").read_text())["runs"]
+    assert [r["run"] for r in rows] == ["none", "variational-tied"]
+    assert all(len(r["valid_curve"]) == 2 for r in rows)
+    summary = json.loads((out / "variational-tied" / "summary.json").read_text())
+    assert [e["epoch"] for e in summary["epochs"]] == [1, 2]  # resumed, not restarted or repeated
+    assert summary["config"]["tie_weights"] is True and summary["config"]["dropout_mode"] == "variational"
+    assert (out / "lab_validation.png").stat().st_size > 1000
+
+    # Another setting in the same folder is refused rather than mixed with (or overwriting) these runs.
+    with pytest.raises(ValueError, match="another setting"):
+        run_lab(out, ("none",), **{**TINY, "hidden": 5}, progress=False, log=logs.append)
