@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-DEVICES = ("cpu", "gpu")
+from .choices import DEVICES
 
 _CUPY_FIX = (
     'install CuPy for your CUDA version: pip install "minilstm[cuda12]" '
