@@ -209,3 +209,152 @@ def test_big_recipes_build_and_learn(name, corpus):
         sgd_step_(model.params, grads, 0.2 * cfg.lr)
     after = model.forward(x, y, train=False)[0]
     assert after < before, (before, after)
+
+
+def _quiet(*a):
+    pass
+
+
+def test_ctrl_c_anywhere_inside_a_step_resumes_bit_exactly(corpus, tmp_path, monkeypatch):
+    """Real SIGINTs delivered inside backward, clipping, half-way through the SGD update and during the
+    validation pass: every interrupted run saves a consistent state, and the resumed run ends bit-identical."""
+    import os
+    import signal
+
+    import minilstm.training as tr
+
+    cfg = dict(FAST, dropout=0.3)
+    ref = train("tiny", out_dir=tmp_path / "ref", corpus=corpus, progress=False, log=_quiet, **cfg)
+
+    calls = {"backward": 0, "clip": 0, "sgd": 0, "evaluate": 0}
+    fire_at = {"backward": 5, "clip": 15, "sgd": 25, "evaluate": 2}  # n-th call in this test, once each
+    fired = []
+
+    def maybe_kill(where):
+        calls[where] += 1
+        if calls[where] == fire_at[where]:
+            fired.append(where)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    real_backward, real_clip, real_sgd, real_eval = (m.LSTMLanguageModel.backward, tr.clip_global_norm_,
+                                                     tr.sgd_step_, tr.evaluate)
+
+    def backward(self, cache, dloss=1.0):
+        grads = real_backward(self, cache, dloss)
+        maybe_kill("backward")
+        return grads
+
+    def clip(grads, max_norm):
+        norm = real_clip(grads, max_norm)
+        maybe_kill("clip")
+        return norm
+
+    def sgd(params, grads, lr):
+        names = list(params)
+        real_sgd({k: params[k] for k in names[:3]}, grads, lr)  # half the weights updated...
+        maybe_kill("sgd")
+        real_sgd({k: params[k] for k in names[3:]}, grads, lr)  # ...then the rest
+
+    def evaluate_(*a, **kw):
+        maybe_kill("evaluate")
+        return real_eval(*a, **kw)
+
+    monkeypatch.setattr(m.LSTMLanguageModel, "backward", backward)
+    monkeypatch.setattr(tr, "clip_global_norm_", clip)
+    monkeypatch.setattr(tr, "sgd_step_", sgd)
+    monkeypatch.setattr(tr, "evaluate", evaluate_)
+    before = signal.getsignal(signal.SIGINT)
+    res = train("tiny", out_dir=tmp_path / "cut", corpus=corpus, progress=False, log=_quiet, **cfg)
+    runs = 1
+    while res.interrupted:
+        assert signal.getsignal(signal.SIGINT) is before  # the previous handler is back
+        res = train("tiny", out_dir=tmp_path / "cut", resume=True, corpus=corpus, progress=False, log=_quiet,
+                    **cfg)
+        runs += 1
+        assert runs < 10
+    assert sorted(fired) == sorted(fire_at) and runs == 5
+    for name in ref.model.params:
+        np.testing.assert_array_equal(res.model.params[name], ref.model.params[name], err_msg=name)
+    assert [r["valid_ppl"] for r in res.history] == [r["valid_ppl"] for r in ref.history]
+
+
+def test_interrupt_mid_step_without_a_signal_handler_saves_nothing_torn(corpus, tmp_path, monkeypatch):
+    """Outside the main thread no handler can be installed: a KeyboardInterrupt raised inside a step must
+    not save that half-updated state, while one raised at a step boundary (on_step) saves and resumes."""
+    import threading
+
+    import minilstm.training as tr
+
+    real_sgd = tr.sgd_step_
+    n = {"sgd": 0}
+
+    def sgd(params, grads, lr):
+        n["sgd"] += 1
+        if n["sgd"] == 4:
+            raise KeyboardInterrupt
+        real_sgd(params, grads, lr)
+
+    monkeypatch.setattr(tr, "sgd_step_", sgd)
+    out = {}
+    th = threading.Thread(target=lambda: out.update(res=train("tiny", out_dir=tmp_path / "t", corpus=corpus,
+                                                              progress=False, log=_quiet, **FAST)))
+    th.start()
+    th.join()
+    assert out["res"].interrupted and not (tmp_path / "t" / "last.npz").exists()
+
+
+@pytest.mark.parametrize("present", [["config.json"], ["best.npz"], ["metrics.jsonl", "summary.json"]])
+def test_train_refuses_a_folder_holding_another_run(corpus, tmp_path, present):
+    from minilstm.training import RunFolderError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in present:
+        (run / name).write_bytes(b"another run's " + name.encode())
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    with pytest.raises(RunFolderError, match="already holds a run.*--force"):
+        train("tiny", out_dir=run, corpus=corpus, progress=False, log=_quiet, **{**FAST, "epochs": 1})
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    logged = []
+    train("tiny", out_dir=run, corpus=corpus, progress=False, log=logged.append, force=True,
+          **{**FAST, "epochs": 1})
+    assert any(line.startswith("--force: replacing " + ", ".join(present)) for line in logged), logged
+    assert (run / "last.npz").exists() and b"another run" not in (run / "config.json").read_bytes()
+
+
+def test_stale_temporaries_are_removed_on_resume(corpus, tmp_path):
+    run = tmp_path / "run"
+    train("tiny", out_dir=run, corpus=corpus, progress=False, log=_quiet, **{**FAST, "epochs": 1})
+    stale = [run / ".last.npz.abc123.tmp", run / "metrics.jsonl.tmp", run / "config.json.tmp"]
+    for p in stale:
+        p.write_bytes(b"half a file")
+    (run / "notes.tmp").write_text("not ours: kept")
+    train("tiny", out_dir=run, corpus=corpus, progress=False, log=_quiet, resume=True, **{**FAST, "epochs": 2})
+    assert not any(p.exists() for p in stale) and (run / "notes.tmp").exists()
+
+
+def test_out_that_is_a_file_is_refused(corpus, tmp_path):
+    from minilstm.training import RunFolderError
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(RunFolderError, match="is a file, not a folder"):
+        train("tiny", out_dir=tmp_path / "f", corpus=corpus, progress=False, log=_quiet, **FAST)
+    with pytest.raises(RunFolderError, match="cannot create the run folder"):
+        train("tiny", out_dir=tmp_path / "f" / "sub", corpus=corpus, progress=False, log=_quiet, **FAST)
+
+
+@pytest.mark.parametrize("valid,overrides,pattern", [
+    (1, {}, "the valid split has 1 token"),
+    (0, {}, "the valid split has 0 token"),
+    (100, {"eval_batch_size": 51}, "too few for --eval-batch 51.*--eval-batch 50 or less"),
+    (1500, {"batch_size": 600}, "training split has 6,000 tokens, too few for one chunk"),
+])
+def test_split_sizes_are_checked_before_the_first_step(corpus, valid, overrides, pattern):
+    from minilstm.data import DataError
+
+    small = Corpus(name="s", vocab=corpus.vocab, train=corpus.train, valid=corpus.valid[:valid],
+                   test=corpus.test, entropy=None, description="")
+    steps = []
+    with pytest.raises(DataError, match=pattern):
+        train("tiny", corpus=small, progress=False, log=_quiet, on_step=steps.append, **{**FAST, **overrides})
+    assert steps == []
