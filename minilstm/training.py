@@ -411,7 +411,7 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
     ck = None
     if resume and out_dir is not None:
         ck = load_checkpoint(out_dir / "last.npz")
-        saved_cfg = from_dict(ck.meta.get("config"), f"{out_dir / 'last.npz'}: config")
+        saved_cfg = _saved_config(ck.meta, out_dir / "last.npz")
         if saved_cfg != cfg and not isinstance(config, Config) and not overrides:
             cfg = saved_cfg  # resuming by folder alone: take the run's own config
         check_compatible(ck.meta, chash)
@@ -540,6 +540,14 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
     return result
 
 
+def _saved_config(meta, path) -> Config:
+    """The Config a checkpoint records, every field checked (a CheckpointError otherwise)."""
+    try:
+        return from_dict(meta.get("config"), f"{path}: config")
+    except ValueError as exc:
+        raise CheckpointError(f"{exc}") from exc
+
+
 def _check_params(ck, model, path) -> None:
     """Stored weights of the model's own dtype, all finite (never cast or used silently)."""
     for name, value in ck.params.items():
@@ -652,7 +660,7 @@ def load_model(path, device=None, corpus_hash=None) -> tuple[LSTMLanguageModel, 
     and the weights must be finite and of the config's dtype (never cast silently).
     """
     ck = load_checkpoint(path)
-    cfg = from_dict(ck.meta.get("config"), f"{path}: config")
+    cfg = _saved_config(ck.meta, path)
     V = ck.meta.get("vocab_size")
     if isinstance(V, bool) or not isinstance(V, int) or not 1 <= V <= MAX_VOCAB:
         raise CheckpointError(f"{path}: vocab_size {V!r} is not a whole number in [1, {MAX_VOCAB:,}]; "
