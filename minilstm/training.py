@@ -76,6 +76,9 @@ def _eval_chunks(ids, batch_size, num_steps, xp):
     Training drops the ragged end (every chunk has exactly T steps); evaluation
     must score every word, so it keeps it.
     """
+    for name, value in (("batch_size", batch_size), ("num_steps", num_steps)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"evaluation {name} must be a positive whole number, got {value!r}")
     if len(ids) < batch_size * 2:
         raise ValueError(f"the split has {len(ids)} tokens, too few for {batch_size} evaluation stream(s)")
     data = xp.asarray(batchify(ids, batch_size))

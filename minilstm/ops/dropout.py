@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..backend import get_array_module
+from ..checks import check_all_finite, check_array, check_shape
 
 
 @dataclass
@@ -48,6 +49,9 @@ def dropout_forward(x, p, train=True, rng=None, mask=None):
 
     Returns (out, cache); cache.mask is the mask used (None in eval or p = 0).
     """
+    if train and mask is not None:  # a given mask must be usable: NaN in it would pass silently into x
+        check_array("mask", mask)
+        check_all_finite({"mask": mask})
     ### BEGIN SOLUTION [dropout:operator] (hint: D is the identity (return x, DropoutCache(None)) when not
     ###     training, or when p is 0 and no mask is given. Otherwise use the given mask (ValueError if its
     ###     shape is not x's) or draw one with dropout_mask(x.shape, p, rng, dtype of x) (ValueError if rng is
@@ -67,6 +71,8 @@ def dropout_forward(x, p, train=True, rng=None, mask=None):
 
 def dropout_backward(dout, cache: DropoutCache):
     """dx = dout * mask (the identity when no mask was used)."""
+    if cache.mask is not None:  # else a wrong shape could broadcast into a silently wrong gradient
+        check_shape("dout", dout, tuple(cache.mask.shape), "(the input's shape)")
     ### BEGIN SOLUTION [dropout:operator] (hint: out = x * mask, so the gradient is multiplied by the same
     ###     mask; identity when cache.mask is None)
     if cache.mask is None:
