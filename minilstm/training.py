@@ -263,35 +263,44 @@ def _stale_temporaries(out_dir: Path) -> list:
     return sorted(found)
 
 
-def _prepare_run_folder(out_dir: Path, resume: bool, force: bool, log) -> None:
-    """Refuse to overwrite another run; clean stale temporaries; create the folder."""
+def _check_run_folder(out_dir: Path, resume: bool, force: bool) -> tuple[list, list]:
+    """Refuse to overwrite another run. Returns (run files --force replaces, stale temporaries); changes nothing."""
     if out_dir.exists() and not out_dir.is_dir():
         raise RunFolderError(f"--out {out_dir} is a file, not a folder; choose another --out")
-    if out_dir.is_dir():
-        try:
-            stale = _stale_temporaries(out_dir)
-            present = [f for f in RUN_FILES if (out_dir / f).exists()]
-        except OSError as exc:
-            raise RunFolderError(f"cannot read the run folder {out_dir}: {exc.strerror}") from exc
+    if not out_dir.is_dir():
         if resume:
-            if "last.npz" not in present:
-                raise CheckpointError(f"--resume: no checkpoint {out_dir / 'last.npz'}; start without --resume"
-                                      + (f" (the folder holds {', '.join(present)}: choose another --out, or "
-                                         "--force to replace them)" if present else ""))
-        elif present and not force:
-            raise RunFolderError(f"{out_dir} already holds a run ({', '.join(present)}); pass --resume to "
-                                 "continue it, choose another --out, or pass --force to replace those files")
-        elif present:
-            log(f"--force: replacing {', '.join(present)} in {out_dir}")
-            for f in present:
-                _remove(out_dir / f)
-        for p in stale:
-            _remove(p)
-        if stale:
-            log(f"removed {len(stale)} temporary file(s) an interrupted save left in {out_dir}: "
-                + ", ".join(p.name for p in stale))
-    elif resume:
-        raise CheckpointError(f"--resume: no run folder {out_dir}; start without --resume")
+            raise CheckpointError(f"--resume: no run folder {out_dir}; start without --resume")
+        if any(p.exists() and not p.is_dir() for p in out_dir.parents):
+            raise RunFolderError(f"cannot create the run folder {out_dir}: a parent is a file; choose another --out")
+        return [], []
+    try:
+        stale = _stale_temporaries(out_dir)
+        present = [f for f in RUN_FILES if (out_dir / f).exists()]
+    except OSError as exc:
+        raise RunFolderError(f"cannot read the run folder {out_dir}: {exc.strerror}") from exc
+    if resume:
+        if "last.npz" not in present:
+            raise CheckpointError(f"--resume: no checkpoint {out_dir / 'last.npz'}; start without --resume"
+                                  + (f" (the folder holds {', '.join(present)}: choose another --out, or "
+                                     "--force to replace them)" if present else ""))
+        return [], stale
+    if present and not force:
+        raise RunFolderError(f"{out_dir} already holds a run ({', '.join(present)}); pass --resume to "
+                             "continue it, choose another --out, or pass --force to replace those files")
+    return present, stale
+
+
+def _claim_run_folder(out_dir: Path, replaced: list, stale: list, log) -> None:
+    """Create the folder; remove what --force replaces and what interrupted saves left behind."""
+    if replaced:
+        log(f"--force: replacing {', '.join(replaced)} in {out_dir}")
+        for f in replaced:
+            _remove(out_dir / f)
+    for p in stale:
+        _remove(p)
+    if stale:
+        log(f"removed {len(stale)} temporary file(s) an interrupted save left in {out_dir}: "
+            + ", ".join(p.name for p in stale))
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -332,19 +341,28 @@ def build_model(cfg: Config, vocab_size: int, device=None) -> LSTMLanguageModel:
                              device=device, seed=cfg.seed, reuse_buffers=True)
 
 
-def _write_json(path: Path, obj) -> None:
+def _write_text(path: Path, text: str) -> None:
+    """Write ``path`` atomically: a temporary file renamed over it, removed if anything fails (disk full),
+    so the old file stays whole and no partial file is left behind."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_json(path: Path, obj) -> None:
+    _write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def _write_metrics(out_dir: Path, history: list, extra: list = ()) -> None:
     """metrics.jsonl is rewritten from the checkpointed history, so a resume never duplicates lines."""
-    tmp = out_dir / "metrics.jsonl.tmp"
-    with open(tmp, "w") as fh:
-        for row in list(history) + list(extra):
-            fh.write(json.dumps(row) + "\n")
-    os.replace(tmp, out_dir / "metrics.jsonl")
+    _write_text(out_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in list(history) + list(extra)))
 
 
 def _save(out_dir, name, model, cfg, corpus_hash, prog, state, extra_meta=None):
@@ -407,7 +425,7 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
         cfg = get_config(config or "tiny", **overrides)
     out_dir = Path(out_dir) if out_dir is not None else None
     if out_dir is not None:
-        _prepare_run_folder(out_dir, resume, force, log)
+        replaced, stale = _check_run_folder(out_dir, resume, force)
     if corpus is None:
         corpus = load_corpus(cfg.dataset, data_dir=data_dir)
     chash = vocab_hash(corpus.vocab)
@@ -432,7 +450,8 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
         model.params = {k: xp.asarray(v) for k, v in ck.params.items()}
         prog, state = _resume_point(ck, model, cfg, out_dir / "last.npz")
         log(f"resuming {out_dir} at epoch {prog.epoch}, chunk {prog.chunk} (step {prog.step})")
-    if out_dir is not None:
+    if out_dir is not None:  # every check passed: only now is anything written
+        _claim_run_folder(out_dir, replaced, stale, log)
         _write_json(out_dir / "config.json", {**cfg.to_dict(), "label": _label(cfg), "vocab_hash": chash,
                                              "dataset_description": corpus.description})
 
