@@ -358,3 +358,34 @@ def test_split_sizes_are_checked_before_the_first_step(corpus, valid, overrides,
     with pytest.raises(DataError, match=pattern):
         train("tiny", corpus=small, progress=False, log=_quiet, on_step=steps.append, **{**FAST, **overrides})
     assert steps == []
+
+
+def test_disk_full_leaves_no_partial_file_and_a_clear_error(corpus, tmp_path, monkeypatch, capsys):
+    import errno
+    import os
+
+    import minilstm.training as tr
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("old\n")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(os, "fsync", full)
+        with pytest.raises(OSError, match="No space left"):
+            tr._write_text(path, "new\n" * 1000)
+    assert path.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["metrics.jsonl"]
+
+    # In a run: the message says what happened and that the last checkpoint is intact.
+    def no_space(*a, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "metrics.jsonl"))
+
+    monkeypatch.setattr(tr, "_write_metrics", no_space)
+    monkeypatch.setattr(tr, "load_corpus", lambda name, data_dir=None: corpus)
+    rc = cli.main(["train", "--no-compare", "--out", str(tmp_path / "run"), "--hidden", "8", "--epochs", "2",
+                   "--steps", "10", "--batch", "8", "--eval-batch", "4", "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1 and "No space left on device" in err[0] and "--resume" in err[0], err
+    assert load_checkpoint(tmp_path / "run" / "last.npz").meta["epoch"] == 2  # the epoch-1 checkpoint, whole
