@@ -202,6 +202,8 @@ class _StepGuard:
         if threading.current_thread() is threading.main_thread():
             try:
                 self._previous = signal.getsignal(signal.SIGINT)
+                if self._previous is signal.SIG_IGN:  # Ctrl-C is ignored here (nohup...): keep it so
+                    return self
                 signal.signal(signal.SIGINT, self._handler)
                 self.installed = True
             except (ValueError, OSError, TypeError):  # not allowed here: fall back (see the docstring)
@@ -375,7 +377,9 @@ def _save(out_dir, name, model, cfg, corpus_hash, prog, state, extra_meta=None):
         "rng": rng_state_to_json(host_generator(model.rng)),
     }
     meta.update(extra_meta or {})
-    arrays = {"state_h": to_host(state[0]), "state_c": to_host(state[1])} if state is not None else {}
+    # At a chunk-0 boundary the next epoch starts from zeros: no state to carry.
+    arrays = ({"state_h": to_host(state[0]), "state_c": to_host(state[1])}
+              if state is not None and prog.chunk > 0 else {})
     return save_checkpoint(out_dir / name, {k: to_host(v) for k, v in model.params.items()}, meta, arrays)
 
 
@@ -467,9 +471,9 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
 
     result = TrainResult(cfg, model, prog.history, out_dir,
                          best_perplexity=_best(corpus))
-    guard = _StepGuard()
-    try:
-        with guard:
+    # The guard is outermost: a Ctrl-C during the final save below is deferred too.
+    with _StepGuard() as guard:
+        try:
             while prog.epoch <= cfg.epochs:
                 lr = cfg.lr_at(prog.epoch)
                 if prog.chunk == 0:
@@ -512,32 +516,32 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
                         if row["valid_ppl"] <= min(r["valid_ppl"] for r in prog.history):
                             _save(out_dir, "best.npz", model, cfg, chash, prog, None)
                         _write_metrics(out_dir, prog.history)
-    except FloatingPointError as exc:
-        kept = f"; the last good checkpoint {out_dir / 'last.npz'} is untouched" if out_dir is not None else ""
-        raise FloatingPointError(
-            f"training diverged at epoch {prog.epoch}, step {prog.step + 1} ({exc}). Lower the learning rate "
-            f"(--lr) or the clipping norm (--clip){kept}") from exc
-    except KeyboardInterrupt:
-        result.interrupted = True
-        if out_dir is None:
-            log("\ninterrupted (no --out folder, nothing saved)")
-        elif guard.torn:
-            # Stopped in the middle of a step (a second Ctrl-C, or no signal handler could be
-            # installed): that state is half-updated, so it is not saved.
-            log(f"\ninterrupted in the middle of a step: nothing saved, {out_dir / 'last.npz'} is as it was "
-                f"(if present); continue with: minilstm train --out {out_dir} --resume")
-        else:
-            with guard.hold():
-                _save(out_dir, "last.npz", model, cfg, chash, prog, state)
-                _write_metrics(out_dir, prog.history)
-            log(f"\ninterrupted: saved {out_dir / 'last.npz'} at epoch {prog.epoch}, chunk {prog.chunk}; "
-                f"continue with: minilstm train --out {out_dir} --resume")
-        return result
-    except OSError as exc:  # disk full, permissions changed under us...
-        raise RunFolderError(f"could not write to the run folder {out_dir}: {exc.strerror or exc}"
-                             f"{' (' + str(exc.filename) + ')' if getattr(exc, 'filename', None) else ''}; "
-                             "the last complete checkpoint is intact: free space or fix the permissions, "
-                             "then continue with --resume") from exc
+        except FloatingPointError as exc:
+            kept = f"; the last good checkpoint {out_dir / 'last.npz'} is untouched" if out_dir is not None else ""
+            raise FloatingPointError(
+                f"training diverged at epoch {prog.epoch}, step {prog.step + 1} ({exc}). Lower the learning rate "
+                f"(--lr) or the clipping norm (--clip){kept}") from exc
+        except KeyboardInterrupt:
+            result.interrupted = True
+            if out_dir is None:
+                log("\ninterrupted (no --out folder, nothing saved)")
+            elif guard.torn:
+                # Stopped in the middle of a step (a second Ctrl-C, or no signal handler could be
+                # installed): that state is half-updated, so it is not saved.
+                log(f"\ninterrupted in the middle of a step: nothing saved, {out_dir / 'last.npz'} is as it was "
+                    f"(if present); continue with: minilstm train --out {out_dir} --resume")
+            else:
+                with guard.hold():
+                    _save(out_dir, "last.npz", model, cfg, chash, prog, state)
+                    _write_metrics(out_dir, prog.history)
+                log(f"\ninterrupted: saved {out_dir / 'last.npz'} at epoch {prog.epoch}, chunk {prog.chunk}; "
+                    f"continue with: minilstm train --out {out_dir} --resume")
+            return result
+        except OSError as exc:  # disk full, permissions changed under us...
+            raise RunFolderError(f"could not write to the run folder {out_dir}: {exc.strerror or exc}"
+                                 f"{' (' + str(exc.filename) + ')' if getattr(exc, 'filename', None) else ''}; "
+                                 "the last complete checkpoint is intact: free space or fix the permissions, "
+                                 "then continue with --resume") from exc
 
     result.valid_ppl = prog.history[-1]["valid_ppl"] if prog.history else None
     if evaluate_test and prog.history:

@@ -226,8 +226,11 @@ def test_ctrl_c_anywhere_inside_a_step_resumes_bit_exactly(corpus, tmp_path, mon
     cfg = dict(FAST, dropout=0.3)
     ref = train("tiny", out_dir=tmp_path / "ref", corpus=corpus, progress=False, log=_quiet, **cfg)
 
-    calls = {"backward": 0, "clip": 0, "sgd": 0, "evaluate": 0}
-    fire_at = {"backward": 5, "clip": 15, "sgd": 25, "evaluate": 2}  # n-th call in this test, once each
+    calls = {"backward": 0, "clip": 0, "sgd": 0, "evaluate": 0, "best": 0, "metrics": 0}
+    # n-th call in this test, once each: inside backward, clipping, the update, the validation pass,
+    # the end-of-epoch bookkeeping (saving best.npz), and the save after an interrupt (metrics 1st call:
+    # that one must not escape as a KeyboardInterrupt, so it makes no run of its own).
+    fire_at = {"backward": 5, "clip": 15, "sgd": 25, "evaluate": 2, "best": 1, "metrics": 1}
     fired = []
 
     def maybe_kill(where):
@@ -236,8 +239,9 @@ def test_ctrl_c_anywhere_inside_a_step_resumes_bit_exactly(corpus, tmp_path, mon
             fired.append(where)
             os.kill(os.getpid(), signal.SIGINT)
 
-    real_backward, real_clip, real_sgd, real_eval = (m.LSTMLanguageModel.backward, tr.clip_global_norm_,
-                                                     tr.sgd_step_, tr.evaluate)
+    real_backward, real_clip, real_sgd, real_eval, real_metrics, real_save = (
+        m.LSTMLanguageModel.backward, tr.clip_global_norm_, tr.sgd_step_, tr.evaluate, tr._write_metrics,
+        tr._save)
 
     def backward(self, cache, dloss=1.0):
         grads = real_backward(self, cache, dloss)
@@ -259,10 +263,21 @@ def test_ctrl_c_anywhere_inside_a_step_resumes_bit_exactly(corpus, tmp_path, mon
         maybe_kill("evaluate")
         return real_eval(*a, **kw)
 
+    def metrics(*a, **kw):
+        maybe_kill("metrics")
+        return real_metrics(*a, **kw)
+
+    def save(out_dir, name, *a, **kw):
+        if name == "best.npz":
+            maybe_kill("best")
+        return real_save(out_dir, name, *a, **kw)
+
     monkeypatch.setattr(m.LSTMLanguageModel, "backward", backward)
     monkeypatch.setattr(tr, "clip_global_norm_", clip)
     monkeypatch.setattr(tr, "sgd_step_", sgd)
     monkeypatch.setattr(tr, "evaluate", evaluate_)
+    monkeypatch.setattr(tr, "_write_metrics", metrics)
+    monkeypatch.setattr(tr, "_save", save)
     before = signal.getsignal(signal.SIGINT)
     res = train("tiny", out_dir=tmp_path / "cut", corpus=corpus, progress=False, log=_quiet, **cfg)
     runs = 1
@@ -272,7 +287,7 @@ def test_ctrl_c_anywhere_inside_a_step_resumes_bit_exactly(corpus, tmp_path, mon
                     **cfg)
         runs += 1
         assert runs < 10
-    assert sorted(fired) == sorted(fire_at) and runs == 5
+    assert sorted(fired) == sorted(fire_at) and runs == 6
     for name in ref.model.params:
         np.testing.assert_array_equal(res.model.params[name], ref.model.params[name], err_msg=name)
     assert [r["valid_ppl"] for r in res.history] == [r["valid_ppl"] for r in ref.history]
