@@ -59,7 +59,11 @@ def world(world_dir, corpora, monkeypatch):
     import minilstm.data as data_mod
     import minilstm.training as tr
 
-    fake = lambda name, data_dir=None, **kw: corpora[name]  # noqa: E731
+    real = data_mod.load_corpus
+
+    def fake(name, data_dir=None, **kw):  # an explicit --data-dir goes to the real loader
+        return corpora[name] if data_dir is None else real(name, data_dir=data_dir, **kw)
+
     monkeypatch.setattr(tr, "load_corpus", fake)
     monkeypatch.setattr(data_mod, "load_corpus", fake)
     return world_dir
@@ -81,6 +85,12 @@ def world_dir(tmp_path_factory, trained):
     (tmp_path / "damaged").mkdir()
     (tmp_path / "damaged" / "last.npz").write_bytes(b"PK\x03\x04 not really")
     (tmp_path / "afile").write_text("I am a file\n")
+    (tmp_path / "notptb").mkdir()
+    for name in ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"):
+        (tmp_path / "notptb" / name).write_text("a b c\n")
+    (tmp_path / "dirs").mkdir()
+    for name in ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"):
+        (tmp_path / "dirs" / name).mkdir()
     (tmp_path / "garbage.npz").write_bytes(os.urandom(300))
     if hasattr(os, "mkfifo"):
         os.mkfifo(tmp_path / "fifo.npz")
@@ -167,6 +177,15 @@ CASES = [
     ("no-chunk", "train --no-compare --batch 600 --hidden 8 --out {d}/n", ERROR, "too few for one chunk"),
     ("train-tokens-few", "train --no-compare --train-tokens 10 --hidden 8 --out {d}/n", ERROR,
      "training split has 10 tokens.*--train-tokens"),
+    # --- data folders
+    ("data-empty", "train --dataset ptb --no-compare --data-dir {d}/empty --out {d}/n", ERROR,
+     "lacks ptb.train.txt, ptb.valid.txt, ptb.test.txt"),
+    ("data-file", "train --dataset ptb --no-compare --data-dir {d}/afile --out {d}/n", ERROR, "is not a folder"),
+    ("data-missing", "train --dataset ptb --no-compare --data-dir {d}/nowhere --out {d}/n", ERROR, "is not a folder"),
+    ("data-not-ptb", "train --dataset ptb --no-compare --data-dir {d}/notptb --out {d}/n", ERROR,
+     "wrong SHA-256.*it is truncated"),
+    ("data-dirs", "train --dataset ptb --no-compare --data-dir {d}/dirs --out {d}/n", ERROR, "lacks ptb.train.txt"),
+    ("eval-data-file", "eval {d}/good.npz --dataset ptb --data-dir {d}/afile", ERROR, "is not a folder"),
     # --- eval
     ("eval-steps-neg", "eval {d}/good.npz --steps -5", USAGE, "--steps: must be at least 1, got -5"),
     ("eval-batch-0", "eval {d}/good.npz --eval-batch 0", USAGE, "--eval-batch: must be at least 1"),
