@@ -173,12 +173,10 @@ def _cmd_eval(args):
 
 
 def _cmd_sample(args):
-    from .data import load_corpus
+    from .checkpoint import CheckpointError
+    from .data import load_corpus, vocab_hash
     from .sample import format_text, sample
     from .training import load_model
-
-    from .checkpoint import CheckpointError
-    from .data import vocab_hash
 
     model, meta = load_model(args.checkpoint, args.device)
     corpus = load_corpus(args.dataset or meta["config"]["dataset"], data_dir=args.data_dir)
@@ -265,7 +263,8 @@ def build_parser():
     t.add_argument("--compare", dest="compare", action="store_true", default=None,
                    help="train twice, without and with dropout, and compare (default for plain `train`)")
     t.add_argument("--no-compare", dest="compare", action="store_false", help="train one model only")
-    t.add_argument("--compare-p", type=_float(0, 1, hi_open=True), default=0.5, help="dropout of the dropout run in --compare")
+    t.add_argument("--compare-p", type=_float(0, 1, hi_open=True), default=0.5,
+                   help="dropout of the dropout run in --compare")
     for flag, (_, typ, helptext) in OVERRIDES.items():
         kw = {"choices": ["zaremba", "recurrent", "none"]} if flag == "dropout_mode" else {}
         if flag == "dtype":

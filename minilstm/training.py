@@ -601,8 +601,11 @@ def _resume_point(ck, model, cfg, path):
             raise CheckpointError(f"{path}: progress field {name!r} = {value!r} is not a non-negative "
                                   f"{want.__name__}; it cannot be resumed")
     history = meta.get("history")
-    if not isinstance(history, list) or not all(isinstance(r, dict) for r in history):
-        raise CheckpointError(f"{path}: its 'history' is not a list of epoch records; it cannot be resumed")
+    if not isinstance(history, list) or not all(
+            isinstance(r, dict) and all(isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)
+                                        for k in ("valid_ppl", "time_s")) for r in history):
+        raise CheckpointError(f"{path}: its 'history' is not a list of epoch records (each with valid_ppl and "
+                              "time_s); it cannot be resumed")
     prog = Progress(**saved, history=history)
     if not 1 <= prog.epoch <= cfg.epochs + 1 or len(history) != prog.epoch - 1:
         raise CheckpointError(f"{path}: epoch {prog.epoch} with {len(history)} finished epoch(s) does not fit "

@@ -404,3 +404,29 @@ def test_disk_full_leaves_no_partial_file_and_a_clear_error(corpus, tmp_path, mo
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1 and len(err) == 1 and "No space left on device" in err[0] and "--resume" in err[0], err
     assert load_checkpoint(tmp_path / "run" / "last.npz").meta["epoch"] == 2  # the epoch-1 checkpoint, whole
+
+
+@pytest.mark.parametrize("edit,pattern", [
+    (lambda meta: meta["progress"].pop("chunk"), "'progress' record should hold exactly"),
+    (lambda meta: meta["progress"].update(chunk=-3), "progress field 'chunk' = -3"),
+    (lambda meta: meta["progress"].update(nll=float("nan")), "progress field 'nll' = nan"),
+    (lambda meta: meta["history"].append({"epoch": 9}), "not a list of epoch records"),
+    (lambda meta: meta.update(rng=None), "lacks the dropout generator's state"),
+    (lambda meta: meta["rng"].update(bit_generator="Evil"), "unknown bit generator 'Evil'"),
+    (lambda meta: meta["progress"].update(epoch=40), "epoch 40 with 1 finished epoch"),
+])
+def test_resume_refuses_bad_progress_metadata(corpus, tmp_path, edit, pattern):
+    from minilstm.checkpoint import save_checkpoint
+
+    cfg = dict(FAST, dropout=0.3, epochs=2)
+    run = tmp_path / "run"
+    train("tiny", out_dir=run, corpus=corpus, progress=False, log=_quiet, **{**cfg, "epochs": 1})
+    ck = load_checkpoint(run / "last.npz")
+    meta = {k: v for k, v in ck.meta.items() if k not in ("format", "format_version", "param_shapes",
+                                                         "array_shapes")}
+    edit(meta)
+    save_checkpoint(run / "last.npz", ck.params, meta, ck.arrays)
+    before = (run / "last.npz").read_bytes()
+    with pytest.raises(CheckpointError, match=pattern):
+        train("tiny", out_dir=run, corpus=corpus, progress=False, log=_quiet, resume=True, **cfg)
+    assert (run / "last.npz").read_bytes() == before
