@@ -225,7 +225,7 @@ def save_checkpoint(path, params: dict, meta: dict, arrays: dict | None = None) 
 
 # What NumPy and zipfile raise for a truncated or corrupted .npz.
 _DAMAGE_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, KeyError, OSError,
-                  struct.error, UnicodeDecodeError, NotImplementedError, SyntaxError, RecursionError)
+                  struct.error, UnicodeDecodeError, NotImplementedError, SyntaxError, RecursionError, TypeError)
 
 # Bounds on what a checkpoint may declare, far above any real one (the paper's large model
 # in float64 is about 0.5 GB), checked before anything of that size is read.
@@ -261,13 +261,18 @@ def _open_regular(path: Path):
 
 def _npy_header(f, path: Path, key: str):
     """(shape, fortran_order, dtype) from the .npy header at the start of member ``f``; nothing else read."""
-    version = np.lib.format.read_magic(f)
+    fmt = np.lib.format
+    version = fmt.read_magic(f)
     if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f, max_header_size=10_000)
+        read = fmt.read_array_header_1_0
     elif version in ((2, 0), (3, 0)):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f, max_header_size=10_000)
+        read = fmt.read_array_header_2_0
     else:
         raise _damaged(path, f"entry {key!r}: unsupported .npy version {version}")
+    try:  # a small bound on the header's length (NumPy >= 1.24 takes it as an argument)
+        shape, fortran, dtype = read(f, max_header_size=10_000)
+    except TypeError:
+        shape, fortran, dtype = read(f)
     if dtype.hasobject:
         raise _damaged(path, f"entry {key!r} holds Python objects (pickle); refusing to load it, since "
                              "unpickling can run arbitrary code")

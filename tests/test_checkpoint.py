@@ -350,3 +350,35 @@ def test_bad_weights_are_refused_not_cast(tmp_path, what, pattern):
         w[0] = np.nan
     bad = _rewrite(good, tmp_path / "w.npz", replace={"param/out.b": _npy(w)})
     _refused_fast(bad, pattern, lambda p: load_model(p))
+
+
+def test_damaged_bytes_only_ever_give_a_checkpoint_error(tmp_path):
+    """300 seeded corruptions (flipped, truncated, zeroed bytes) of a real checkpoint: load_model either
+    succeeds or raises a one-line CheckpointError, never anything else."""
+    from minilstm.training import load_model
+
+    good = _model_checkpoint(tmp_path).read_bytes()
+    r = np.random.default_rng(0)
+    bad = tmp_path / "x.npz"
+    outcomes = {"refused": 0, "loaded": 0}
+    for trial in range(300):
+        data = bytearray(good)
+        kind = trial % 3
+        if kind == 0:
+            for i in r.integers(0, len(data), r.integers(1, 8)):
+                data[i] ^= 1 << int(r.integers(0, 8))
+        elif kind == 1:
+            data = data[:int(r.integers(0, len(data)))]
+        else:
+            start = int(r.integers(0, len(data)))
+            n = min(int(r.integers(1, 64)), len(data) - start)
+            data[start:start + n] = bytes(n)
+        bad.write_bytes(bytes(data))
+        try:
+            load_model(bad)
+            outcomes["loaded"] += 1
+        except CheckpointError as exc:
+            assert "\n" not in str(exc)
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 250, outcomes
+    print(outcomes)
