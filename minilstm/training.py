@@ -428,6 +428,8 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
     else:
         cfg = get_config(config or "tiny", **overrides)
     out_dir = Path(out_dir) if out_dir is not None else None
+    if resume and out_dir is None:
+        raise ValueError("resume=True needs out_dir, the run folder to continue")
     if out_dir is not None:
         replaced, stale = _check_run_folder(out_dir, resume, force)
     if corpus is None:
