@@ -78,8 +78,9 @@ assert backend.get_array_module(*model_cpu.params.values()) is np, "a CPU model'
 #
 # * where the arrays live. Mixing them is an error (CuPy refuses NumPy operands),
 #   so data is moved once (`xp.asarray(batch)`), not inside the loop;
-# * random numbers: `backend.default_rng(seed, xp)` makes a CuPy generator on the
-#   GPU, whose stream differs from NumPy's: same seed, different masks;
+# * random numbers: `backend.default_rng(seed, xp)` draws on the host with NumPy
+#   and copies to the GPU (`backend.HostRNG`): same seed, same masks, and a state
+#   a checkpoint can save (CuPy's own generators cannot), at one copy per mask;
 # * synchronization: GPU calls are asynchronous. `float(loss)` or `to_host(a)`
 #   waits for the GPU to finish. One such sync per step is fine; one per
 #   time step ruins the speed;

@@ -124,13 +124,14 @@ def default_rng(seed, xp=np):
     """A seeded random generator for the backend ``xp``.
 
     Both NumPy and CuPy generators offer ``random(shape, dtype=...)`` and
-    ``uniform(low, high, size)``, which is all minilstm draws with. Every random
+    ``uniform(low, high, size)``, which is all minilstm draws with. On CuPy the numbers are
+    drawn on the host and copied over (HostRNG), so that their state can be saved. Every random
     draw in the package comes from a generator made here and passed in or owned
     by a model: there is no hidden global random state.
     """
     if xp is np:
         return np.random.default_rng(seed)
-    return xp.random.default_rng(seed)
+    return HostRNG(np.random.default_rng(seed), xp)  # see HostRNG: an exact resume needs its state
 
 
 def rng_module(rng):
@@ -153,3 +154,37 @@ def scatter_add(target, indices, values):
 
         cupyx.scatter_add(target, indices, values)
     return target
+
+
+class HostRNG:
+    """A NumPy generator whose draws land on the GPU: the model's dropout generator on CuPy.
+
+    CuPy's generators cannot save or restore their state, so a run resumed on a GPU would
+    draw different dropout masks than the uninterrupted one. Drawing on the host with a
+    NumPy generator (and copying each mask over) makes the GPU path resume bit-exactly and
+    draw the very masks the CPU path draws for the same seed, at the cost of one host draw
+    and one copy per mask.
+    """
+
+    def __init__(self, generator: np.random.Generator, xp):
+        self.generator, self.xp = generator, xp
+
+    @property
+    def bit_generator(self):
+        return self.generator.bit_generator
+
+    def random(self, size=None, dtype=np.float64):
+        return self.xp.asarray(self.generator.random(size, dtype=dtype))
+
+    def uniform(self, low=0.0, high=1.0, size=None):
+        return self.xp.asarray(self.generator.uniform(low, high, size))
+
+
+def host_generator(rng) -> np.random.Generator:
+    """The NumPy generator behind ``rng`` (a NumPy Generator or a HostRNG)."""
+    return rng.generator if isinstance(rng, HostRNG) else rng
+
+
+def set_host_generator(model, generator: np.random.Generator) -> None:
+    """Give ``model`` a dropout generator in the exact state of ``generator`` (on its own device)."""
+    model.rng = generator if model.xp is np else HostRNG(generator, model.xp)

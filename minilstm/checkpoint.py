@@ -27,6 +27,15 @@ One file, written atomically.
     Keeping the metadata inside the same file (rather than a side-car
     ``.json``) means the weights and their description can never disagree.
 
+Untrusted input.
+    A checkpoint may come from anywhere, so loading reads every member's zip
+    header and ``.npy`` header (dtype, shape) and the metadata first, checks
+    them against each other and against sane bounds, and only then reads the
+    data: an unexpected member is never decompressed, a compressed member (which
+    ``np.savez`` never writes) or a declared size beyond the file's is refused,
+    and a FIFO or device is refused before anything is read from it. A memory
+    bomb is thus turned away in milliseconds, allocating nothing.
+
 Clear errors.
     Every failure raises :class:`CheckpointError` with a message that says what
     went wrong and what to do about it (use ``best.npz`` instead of a damaged
@@ -36,7 +45,9 @@ Clear errors.
 from __future__ import annotations
 
 import json
+import math
 import os
+import stat
 import struct
 import tempfile
 import zipfile
@@ -182,6 +193,9 @@ def save_checkpoint(path, params: dict, meta: dict, arrays: dict | None = None) 
     # Recorded so check_compatible() can compare shapes without touching the arrays.
     full_meta["param_shapes"] = {k[len(PARAM_PREFIX):]: list(v.shape)
                                  for k, v in entries.items() if k.startswith(PARAM_PREFIX)}
+    # Likewise for the extra arrays, so a loader knows every member to expect before reading any.
+    full_meta["array_shapes"] = {k[len(ARRAY_PREFIX):]: list(v.shape)
+                                 for k, v in entries.items() if k.startswith(ARRAY_PREFIX)}
     entries[META_KEY] = _encode_meta(full_meta)
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -211,36 +225,171 @@ def save_checkpoint(path, params: dict, meta: dict, arrays: dict | None = None) 
 
 # What NumPy and zipfile raise for a truncated or corrupted .npz.
 _DAMAGE_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, KeyError, OSError,
-                  struct.error, UnicodeDecodeError, NotImplementedError)
+                  struct.error, UnicodeDecodeError, NotImplementedError, SyntaxError, RecursionError, TypeError)
+
+# Bounds on what a checkpoint may declare, far above any real one (the paper's large model
+# in float64 is about 0.5 GB), checked before anything of that size is read.
+MAX_CHECKPOINT_BYTES = 8 << 30
+MAX_META_BYTES = 16 << 20
+MAX_MEMBERS = 1024
+# The extra arrays train() stores (the carried LSTM state); any other is unexpected.
+KNOWN_ARRAYS = ("state_h", "state_c")
+_FLOAT_DTYPES = ("float32", "float64")
 
 
 def _damaged(path: Path, why: str) -> CheckpointError:
     return CheckpointError(f"{path} is damaged or not a minilstm checkpoint ({why}). {_ADVICE}")
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array in the file, read eagerly; the file is closed on return."""
+def _open_regular(path: Path):
+    """Open ``path`` for reading only if it is a regular file (a FIFO would block for ever)."""
     try:
-        loaded = np.load(path, allow_pickle=False)
-    except _DAMAGE_ERRORS as exc:
-        if "pickle" in str(exc):
-            # np.load falls back to pickle for files that are neither .npy nor .npz.
-            raise _damaged(path, "neither .npz nor .npy; refusing to unpickle it, since "
-                                 "loading a pickle can run arbitrary code") from exc
-        raise _damaged(path, f"{type(exc).__name__}: {exc}") from exc
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise _damaged(path, "it is a single .npy array, not an .npz archive")
-    with loaded:
-        out = {}
-        for key in loaded.files:
-            try:
-                out[key] = loaded[key]  # reads and checks the CRC of this member
-            except _DAMAGE_ERRORS as exc:
-                if "allow_pickle" in str(exc):
-                    raise _damaged(path, f"entry {key!r} holds Python objects (pickle); refusing to "
-                                         "load it, since unpickling can run arbitrary code") from exc
-                raise _damaged(path, f"entry {key!r}: {type(exc).__name__}: {exc}") from exc
-    return out
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise CheckpointError(f"{path} is not a regular file (a FIFO, socket or device?); pass a checkpoint "
+                                  "file (.npz) written by minilstm")
+        # O_NONBLOCK: should the path be swapped for a FIFO after the check, open() still returns.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise CheckpointError(f"cannot open the checkpoint {path}: {exc.strerror or exc}; check the path "
+                              "and its permissions") from exc
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise CheckpointError(f"{path} is not a regular file; pass a checkpoint file (.npz) written by minilstm")
+    return os.fdopen(fd, "rb"), st.st_size
+
+
+def _npy_header(f, path: Path, key: str):
+    """(shape, fortran_order, dtype) from the .npy header at the start of member ``f``; nothing else read."""
+    fmt = np.lib.format
+    version = fmt.read_magic(f)
+    if version == (1, 0):
+        read = fmt.read_array_header_1_0
+    elif version in ((2, 0), (3, 0)):
+        read = fmt.read_array_header_2_0
+    else:
+        raise _damaged(path, f"entry {key!r}: unsupported .npy version {version}")
+    try:  # a small bound on the header's length (NumPy >= 1.24 takes it as an argument)
+        shape, fortran, dtype = read(f, max_header_size=10_000)
+    except TypeError:
+        shape, fortran, dtype = read(f)
+    if dtype.hasobject:
+        raise _damaged(path, f"entry {key!r} holds Python objects (pickle); refusing to load it, since "
+                             "unpickling can run arbitrary code")
+    if any(d < 0 for d in shape):
+        raise _damaged(path, f"entry {key!r} declares the shape {shape}")
+    return shape, fortran, dtype
+
+
+def _read_member(zf, info, path: Path, key: str, check) -> np.ndarray:
+    """One member: its header is read and passed to ``check(shape, dtype)``, then exactly its data."""
+    with zf.open(info) as f:
+        shape, fortran, dtype = _npy_header(f, path, key)
+        check(shape, dtype)
+        nbytes = math.prod(shape) * dtype.itemsize
+        header_len = f.tell()
+        if header_len + nbytes != info.file_size:
+            raise _damaged(path, f"entry {key!r} declares {shape} {dtype} ({nbytes:,} bytes) but holds "
+                                 f"{info.file_size - header_len:,} bytes")
+        data = bytearray(nbytes)
+        if f.readinto(memoryview(data)) != nbytes or f.read(1):  # reading to the end checks the CRC
+            raise _damaged(path, f"entry {key!r} is truncated")
+    arr = np.frombuffer(data, dtype=dtype)
+    return arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
+
+
+def _read_npz(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """(meta, arrays): every header and the metadata checked before any array data is read."""
+    fh, size = _open_regular(path)
+    with fh:
+        try:
+            with zipfile.ZipFile(fh) as zf:
+                return _read_members(zf, path, size)
+        except CheckpointError:
+            raise
+        except MemoryError as exc:
+            raise _damaged(path, "it declares more data than fits in memory") from exc
+        except _DAMAGE_ERRORS as exc:
+            if "pickle" in str(exc):
+                raise _damaged(path, "an entry holds Python objects (pickle); refusing to load it, since "
+                                     "unpickling can run arbitrary code") from exc
+            if isinstance(exc, zipfile.BadZipFile) and "zip file" in str(exc):
+                raise _damaged(path, "not an .npz archive (a zip of .npy arrays); refusing to "
+                                     "unpickle it or guess its format") from exc
+            raise _damaged(path, f"{type(exc).__name__}: {exc}") from exc
+
+
+def _read_members(zf, path: Path, size: int):
+    infos = zf.infolist()
+    if len(infos) > MAX_MEMBERS:
+        raise _damaged(path, f"{len(infos):,} entries")
+    by_key, declared = {}, 0
+    for info in infos:
+        if not info.filename.endswith(".npy"):
+            raise _damaged(path, f"unexpected entry {info.filename!r}")
+        key = info.filename[:-4]
+        if key in by_key:
+            raise _damaged(path, f"entry {key!r} appears twice")
+        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+            # np.savez stores every member as is; a compressed one could inflate to any size.
+            raise _damaged(path, f"entry {key!r} is compressed or encrypted, which minilstm never writes")
+        declared += info.file_size
+        by_key[key] = info
+    if declared > size or declared > MAX_CHECKPOINT_BYTES:
+        raise _damaged(path, f"its entries declare {declared:,} bytes in a file of {size:,}")
+    if META_KEY not in by_key:
+        raise _damaged(path, f"no {META_KEY!r} entry")
+    meta_info = by_key.pop(META_KEY)
+    if meta_info.file_size > MAX_META_BYTES:
+        raise _damaged(path, f"its metadata is {meta_info.file_size:,} bytes")
+
+    def meta_check(shape, dtype):
+        if dtype != np.uint8 or len(shape) != 1:
+            raise _damaged(path, f"{META_KEY!r} should be 1-D uint8 bytes, got {dtype} {shape}")
+
+    meta = _decode_meta(path, _read_member(zf, meta_info, path, META_KEY, meta_check))
+    shapes = _param_shapes(meta, path)
+    extra = _param_shapes(meta, path, "array_shapes") if "array_shapes" in meta else None
+    # Every member is expected before any is read: the params and arrays the metadata lists.
+    expected = {PARAM_PREFIX + n for n in shapes} | {ARRAY_PREFIX + n for n in (extra or KNOWN_ARRAYS)}
+    unexpected = sorted(set(by_key) - expected)
+    if unexpected:
+        raise _damaged(path, f"unexpected entry {unexpected[0]!r}")
+    missing = sorted(PARAM_PREFIX + n for n in shapes if PARAM_PREFIX + n not in by_key)
+    if missing:
+        raise _damaged(path, f"parameter entry {missing[0]!r} listed in its metadata is missing")
+    dtype = (meta.get("config") or {}).get("dtype") if isinstance(meta.get("config"), dict) else None
+
+    def array_check(key):
+        def check(shp, dt):
+            if key.startswith(ARRAY_PREFIX) and dt.kind in "biuf":
+                want = extra.get(key[len(ARRAY_PREFIX):]) if extra is not None else None
+                if want is not None and list(shp) != want:
+                    raise _damaged(path, f"entry {key!r} is {list(shp)}, the metadata says {want}")
+                return
+            if dt.name not in _FLOAT_DTYPES:
+                raise _damaged(path, f"entry {key!r} is {dt}, not float32/float64")
+            if key.startswith(PARAM_PREFIX):
+                if list(shp) != shapes[key[len(PARAM_PREFIX):]]:
+                    raise _damaged(path, f"parameter shapes disagree with its metadata: {key!r} is "
+                                         f"{list(shp)}, the metadata says {shapes[key[len(PARAM_PREFIX):]]}")
+                if dtype in _FLOAT_DTYPES and dt.name != dtype:
+                    raise _damaged(path, f"entry {key!r} is {dt}, but its config says {dtype}")
+        return check
+
+    arrays = {key: _read_member(zf, info, path, key, array_check(key)) for key, info in sorted(by_key.items())}
+    return meta, arrays
+
+
+def _param_shapes(meta: dict, path: Path, key: str = "param_shapes") -> dict:
+    shapes = meta.get(key)
+    if not isinstance(shapes, dict):
+        raise _damaged(path, f"its metadata lacks {key!r}")
+    for name, shape in shapes.items():
+        if not name or not isinstance(shape, list) or len(shape) > 8 or not all(
+                isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2 ** 40 for d in shape):
+            raise _damaged(path, f"{key}[{name!r}] = {shape!r} is not a shape")
+    return shapes
 
 
 def _decode_meta(path: Path, raw: np.ndarray) -> dict:
@@ -248,21 +397,25 @@ def _decode_meta(path: Path, raw: np.ndarray) -> dict:
         raise _damaged(path, f"{META_KEY!r} should be 1-D uint8 bytes, got {raw.dtype} {raw.shape}")
     try:
         meta = json.loads(raw.tobytes().decode("utf-8"))
-    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise _damaged(path, f"its metadata is not valid UTF-8 JSON: {exc}") from exc
     if not isinstance(meta, dict):
         raise _damaged(path, "its metadata is not a JSON object")
     if meta.get("format") != FORMAT:
         raise _damaged(path, f"format tag is {meta.get('format')!r}, expected {FORMAT!r}")
     version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
         raise CheckpointError(f"{path} has checkpoint format version {version!r}, but this minilstm reads "
                               f"versions up to {FORMAT_VERSION}; upgrade minilstm, or retrain.")
     return meta
 
 
 def load_checkpoint(path) -> Checkpoint:
-    """Read a checkpoint written by :func:`save_checkpoint`; never unpickles anything."""
+    """Read a checkpoint written by :func:`save_checkpoint`; never unpickles anything.
+
+    The file is treated as untrusted (see the module docstring): headers and metadata are
+    checked before any array data is read, so a crafted file fails fast with a CheckpointError.
+    """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"no checkpoint file at {path}. Check the path; a training run folder holds "
@@ -271,28 +424,13 @@ def load_checkpoint(path) -> Checkpoint:
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder; pass a checkpoint file inside it, "
                               f"e.g. {path / 'best.npz'} or {path / 'last.npz'}")
-    entries = _read_npz(path)
-    if META_KEY not in entries:
-        raise _damaged(path, f"no {META_KEY!r} entry")
-    meta = _decode_meta(path, entries.pop(META_KEY))
-
+    meta, entries = _read_npz(path)
     params, arrays = {}, {}
     for key, value in entries.items():
-        if value.dtype.hasobject:  # cannot happen with allow_pickle=False; kept as a second lock
-            raise _damaged(path, f"entry {key!r} holds Python objects")
         if key.startswith(PARAM_PREFIX):
             params[key[len(PARAM_PREFIX):]] = value
-        elif key.startswith(ARRAY_PREFIX):
-            arrays[key[len(ARRAY_PREFIX):]] = value
         else:
-            raise _damaged(path, f"unexpected entry {key!r}")
-
-    # The shapes recorded at save time must match the arrays actually stored.
-    shapes = meta.get("param_shapes")
-    if isinstance(shapes, dict):
-        actual = {k: list(v.shape) for k, v in params.items()}
-        if shapes != actual:
-            raise _damaged(path, f"parameter shapes {actual} disagree with its metadata {shapes}")
+            arrays[key[len(ARRAY_PREFIX):]] = value
     return Checkpoint(params=params, meta=meta, arrays=arrays, path=path)
 
 

@@ -14,6 +14,17 @@ class ShapeError(ValueError):
     """An argument has the wrong shape."""
 
 
+class EmptyError(ShapeError):
+    """An argument has a dimension of size 0 (N = 0 or T = 0): there is nothing to compute."""
+
+
+class NonFiniteError(FloatingPointError, ValueError):
+    """An argument (input, weight, mask or gradient) holds NaN or inf.
+
+    A FloatingPointError, as it always was here, and a ValueError, like every other bad argument.
+    """
+
+
 def check_array(name: str, a, ndim: int | None = None):
     if not hasattr(a, "shape") or not hasattr(a, "dtype"):
         raise TypeError(f"{name} must be a NumPy or CuPy array, got {type(a).__name__}")
@@ -44,7 +55,28 @@ def check_float(name: str, a, like=None):
 def check_finite(name: str, a):
     xp = get_array_module(a)
     if not bool(xp.isfinite(a).all()):
-        raise FloatingPointError(f"{name} contains NaN or inf; check the data and the learning rate")
+        raise NonFiniteError(f"{name} contains NaN or inf; check the data and the learning rate")
+
+
+def check_all_finite(arrays: dict):
+    """check_finite on every ``{name: array}`` (None skipped), with one host read for all of them."""
+    arrays = {k: a for k, a in arrays.items() if a is not None}
+    if not arrays:
+        return
+    xp = get_array_module(*arrays.values())
+    if bool(xp.stack([xp.isfinite(a).all() for a in arrays.values()]).all()):
+        return
+    for name, a in arrays.items():  # the error path only: name the culprit
+        check_finite(name, a)
+
+
+def check_nonempty(name: str, a, names: str = ""):
+    """Every dimension at least 1: N = 0 or T = 0 gives a clear error, not a NaN or an IndexError later."""
+    check_array(name, a)
+    if 0 in tuple(a.shape):
+        spelled = f" {names}" if names else ""
+        raise EmptyError(f"{name} has shape{spelled} {tuple(a.shape)}: every dimension must be at least 1 "
+                         "(an empty batch or a sequence of 0 steps has no loss and no gradient)")
 
 
 def check_tokens(name: str, tokens, vocab_size: int, shape: tuple | None = None, names: str = ""):

@@ -47,6 +47,59 @@ OVERRIDES = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag gets one line (what is wrong and where to look), not the whole usage."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _int(lo=None, hi=None):
+    """An argparse type: a whole number in [lo, hi]."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if lo is not None and value < lo:
+            raise argparse.ArgumentTypeError(f"must be at least {lo}, got {value}")
+        if hi is not None and value > hi:
+            raise argparse.ArgumentTypeError(f"must be at most {hi:,}, got {value:,}")
+        return value
+    parse.__name__ = "int"
+    return parse
+
+
+def _float(lo=None, hi=None, lo_open=False, hi_open=False):
+    """An argparse type: a finite number in the given range (NaN and inf refused)."""
+    import math
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if lo is not None and (value <= lo if lo_open else value < lo):
+            raise argparse.ArgumentTypeError(f"must be {'above' if lo_open else 'at least'} {lo:g}, got {value:g}")
+        if hi is not None and (value >= hi if hi_open else value > hi):
+            raise argparse.ArgumentTypeError(f"must be {'below' if hi_open else 'at most'} {hi:g}, got {value:g}")
+        return value
+    parse.__name__ = "float"
+    return parse
+
+
+def _config_error(exc: ValueError) -> ValueError:
+    """A Config message with the command-line flag named instead of the field (max_grad_norm -> --clip)."""
+    import re
+
+    flags = {field: "--" + flag.replace("_", "-") for flag, (field, _, _) in OVERRIDES.items()}
+    flags["seed"] = "--seed"
+    text = re.sub(r"^config: (\w+)", lambda mt: flags.get(mt.group(1), mt.group(1)), str(exc))
+    return ValueError(text)
+
+
 def _overrides(args):
     out = {}
     for flag, (field, _, _) in OVERRIDES.items():
@@ -70,7 +123,14 @@ def _cmd_train(args):
     compare = (args.compare if args.compare is not None
                else config == "tiny" and "dropout" not in overrides and not args.resume)
     out = Path(args.out) if args.out else Path("runs") / config
-    kw = dict(resume=args.resume, data_dir=args.data_dir, device=args.device, progress=not args.no_progress)
+    try:  # every flag checked before anything is loaded or written
+        from .config import get_config
+
+        get_config(config, **overrides)
+    except ValueError as exc:
+        raise _config_error(exc) from None
+    kw = dict(resume=args.resume, data_dir=args.data_dir, device=args.device, progress=not args.no_progress,
+              force=args.force)
     if not compare:
         res = train(config, out_dir=out, **kw, **overrides)
         return 130 if res.interrupted else 0
@@ -161,13 +221,21 @@ def _cmd_eval(args):
 
 
 def _cmd_sample(args):
-    from .data import load_corpus
+    from .checkpoint import CheckpointError
+    from .data import load_corpus, vocab_hash
     from .sample import format_text, sample
     from .training import load_model
 
     args.checkpoint = _checkpoint_in(args.checkpoint)
     model, meta = load_model(args.checkpoint, args.device)
     corpus = load_corpus(args.dataset or meta["config"]["dataset"], data_dir=args.data_dir)
+    # The ids the model emits only mean the checkpoint's words: another vocabulary would print other words.
+    saved = meta.get("vocab_hash")
+    if saved != vocab_hash(corpus.vocab) or model.V != len(corpus.vocab):
+        raise CheckpointError(f"{args.checkpoint} was trained on another vocabulary (vocab_hash {saved!r}, "
+                              f"{model.V:,} words) than the {corpus.name} corpus ({vocab_hash(corpus.vocab)!r}, "
+                              f"{len(corpus.vocab):,} words); sample with the dataset it was trained on "
+                              f"(--dataset {meta['config']['dataset']})")
     words = sample(model, corpus.vocab, args.length, args.temperature, args.prime,
                    np.random.default_rng(args.seed))
     print(format_text(args.prime.split() + words))
@@ -218,7 +286,7 @@ def _common(p, device=True):
 def build_parser() -> argparse.ArgumentParser:
     from .config import CONFIGS
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="minilstm",
         description="A hand-written NumPy/CuPy LSTM language model that reproduces Zaremba, Sutskever & "
                     "Vinyals (2014), 'Recurrent Neural Network Regularization'.",
@@ -241,15 +309,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dataset", choices=DATASETS, help="builtin (synthetic, no download) or ptb")
     t.add_argument("--out", help="run folder for checkpoints, metrics and plots (default runs/CONFIG)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last.npz")
-    t.add_argument("--seed", type=int, help="random seed (weights and dropout masks)")
+    t.add_argument("--force", action="store_true",
+                   help="start afresh in an --out folder that holds another run, replacing its files (listed)")
+    t.add_argument("--seed", type=_int(0, 2**63 - 1), help="random seed (weights and dropout masks)")
     t.add_argument("--compare", dest="compare", action="store_true", default=None,
                    help="train twice, without and with dropout, and compare (default for plain `train`)")
     t.add_argument("--no-compare", dest="compare", action="store_false", help="train one model only")
-    t.add_argument("--compare-p", type=float, default=0.5, help="dropout of the dropout run in --compare")
+    t.add_argument("--compare-p", type=_float(0, 1, hi_open=True), default=0.5,
+                   help="dropout of the dropout run in --compare")
     for flag, (_, typ, helptext) in OVERRIDES.items():
         kw = {"choices": DROPOUT_MODES} if flag == "dropout_mode" else {}
         if flag == "dtype":
             kw = {"choices": DTYPES}
+        typ = {int: _int(), float: _float()}.get(typ, typ)  # ranges: config.validate, with the flag named
         t.add_argument("--" + flag.replace("_", "-"), dest=flag, type=typ, help=helptext, **kw)
     t.add_argument("--tie-weights", dest="tie_weights", action=argparse.BooleanOptionalAction, default=None,
                    help="decoder = transposed embedding (Press & Wolf 2017); --no-tie-weights to untie")
@@ -264,17 +336,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "(their best.npz; runs/tiny: that of the run with the lower validation perplexity)")
     e.add_argument("--split", nargs="+", default=["valid", "test"], choices=SPLITS)
     e.add_argument("--dataset", choices=DATASETS, help="default: the checkpoint's own")
-    e.add_argument("--eval-batch", type=int, default=1, help="evaluation streams (default 1)")
-    e.add_argument("--steps", type=int, help="chunk length (default: the checkpoint's)")
+    e.add_argument("--eval-batch", type=_int(1, 100_000), default=1, help="evaluation streams (default 1)")
+    e.add_argument("--steps", type=_int(1, 100_000), help="chunk length (default: the checkpoint's)")
     _common(e)
     e.set_defaults(func=_cmd_eval)
 
     s = sub.add_parser("sample", help="generate text from a checkpoint")
     s.add_argument("checkpoint", metavar="RUN", help="a checkpoint file (.npz) or a run folder (its best.npz)")
-    s.add_argument("--length", type=int, default=50, help="words to generate (default 50)")
-    s.add_argument("--temperature", type=float, default=1.0, help="<1 safer, >1 wilder (default 1)")
+    s.add_argument("--length", type=_int(0, 1_000_000), default=50, help="words to generate (default 50)")
+    s.add_argument("--temperature", type=_float(0, 100, lo_open=True), default=1.0,
+                   help="<1 safer, >1 wilder (default 1)")
     s.add_argument("--prime", default="", help='words to start from, e.g. "the market"')
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=_int(0, 2**63 - 1), default=0)
     s.add_argument("--dataset", choices=DATASETS, help="default: the checkpoint's own")
     _common(s)
     s.set_defaults(func=_cmd_sample)
@@ -298,17 +371,20 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Build a small float64 model with dropout on (fixed masks) and compare the "
                                    "hand-written backward pass with centred finite differences, parameter by "
                                    "parameter. Exit status 1 if any relative error exceeds 1e-7.")
-    g.add_argument("--vocab", type=int, default=12, help="vocabulary size V (default 12)")
-    g.add_argument("--hidden", type=int, default=6, help="hidden size H (default 6)")
-    g.add_argument("--layers", type=int, default=2, help="LSTM layers L (default 2)")
-    g.add_argument("--batch", type=int, default=3, help="batch size N (default 3)")
-    g.add_argument("--steps", type=int, default=5, help="time steps T (default 5)")
-    g.add_argument("--dropout", type=float, default=0.5, help="dropout probability (default 0.5)")
+    # Finite differences cost two forwards per weight: the bounds keep a check to minutes at most.
+    g.add_argument("--vocab", type=_int(2, 1000), default=12, help="vocabulary size V (default 12)")
+    g.add_argument("--hidden", type=_int(1, 64), default=6, help="hidden size H (default 6)")
+    g.add_argument("--layers", type=_int(1, 8), default=2, help="LSTM layers L (default 2)")
+    g.add_argument("--batch", type=_int(1, 64), default=3, help="batch size N (default 3)")
+    g.add_argument("--steps", type=_int(1, 100), default=5, help="time steps T (default 5)")
+    g.add_argument("--dropout", type=_float(0, 1, hi_open=True), default=0.5,
+                   help="dropout probability (default 0.5)")
     g.add_argument("--dropout-mode", default="zaremba", choices=DROPOUT_MODES,
                    help="where dropout goes (default: zaremba, the paper's)")
     g.add_argument("--tie-weights", action="store_true", help="decoder = transposed embedding")
-    g.add_argument("--init-scale", type=float, default=0.3, help="uniform init range (default 0.3)")
-    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--init-scale", type=_float(0, 10, lo_open=True), default=0.3,
+                   help="uniform init range (default 0.3)")
+    g.add_argument("--seed", type=_int(0, 2**63 - 1), default=0, help="random seed (default 0)")
     g.set_defaults(func=_cmd_gradcheck)
 
     from .lab import add_cli as add_lab_cli
@@ -339,8 +415,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (DataError, CheckpointError, GPUUnavailableError, FloatingPointError, ValueError) as exc:
-        print(f"minilstm {args.command}: error: {exc}", file=sys.stderr)
+        print(f"minilstm {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
+    except OSError as exc:  # permissions, a file where a folder belongs, disk full...
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"minilstm {args.command}: error: {exc.strerror or exc}{where}; check the path, its permissions "
+              "and the free disk space", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"minilstm {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(exc) -> str:
+    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Training recipes: the paper's three Penn Treebank configurations, plus ``tiny``.
 
-The numbers below are copied from Zaremba et al. (2014), section 4.1, and the
-paper's official code (``main.lua``), which also fixes details the text leaves
-out (the learning-rate schedule and the loss scale):
+The numbers below are copied from Zaremba et al. (2014), section 4.1; the
+paper's official code (``main.lua``) fixes details the text leaves out (the
+loss scale, clipping the global norm):
 
 | config | layers | hidden | steps | batch | dropout | init | lr | decay | max_epoch | epochs | clip |
 |--------|--------|--------|-------|-------|---------|------|----|-------|-----------|--------|------|
@@ -13,6 +13,17 @@ out (the learning-rate schedule and the loss scale):
 Learning-rate schedule: ``lr`` for the first ``max_epoch`` epochs, then divided
 by ``decay`` at the start of every further epoch:
 ``lr(epoch) = lr * decay ** -max(epoch - max_epoch, 0)`` with epochs counted from 1.
+
+This schedule follows the paper's text (small: lr 1 for 4 epochs, then halved
+after each epoch) and TensorFlow's PTB tutorial, not ``main.lua`` to the
+letter. ``main.lua`` divides the rate at the *end* of every epoch ``e >
+max_epoch``, so it keeps the full rate one epoch longer (small: epochs 1-5 at
+lr 1, lr 1/2 from epoch 6; here lr 1/2 from epoch 5). Its validation perplexity
+is also computed differently (20 parallel streams, the ragged end dropped, exp
+of the mean per-chunk loss), which reads about 1% lower than the exp(total NLL
+/ total words) over one continuous stream computed here. So a per-epoch curve
+is one epoch ahead of a ``main.lua`` log, while the final perplexities compare
+directly with the paper's.
 
 ``tiny`` is for the built-in synthetic corpus (no download): small enough to
 train in a few minutes on a laptop CPU.
@@ -45,7 +56,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .choices import DROPOUT_MODES, DTYPES
+from .choices import DATASETS, DROPOUT_MODES, DTYPES
 
 
 @dataclass(frozen=True)
@@ -109,17 +120,110 @@ def get_config(name: str = "tiny", **overrides) -> Config:
     return cfg
 
 
-def validate(cfg: Config) -> None:
+# Upper bounds: far above any sensible run, low enough that a typo (an extra zero or two)
+# gets a message instead of an attempt to allocate terabytes.
+LIMITS = {"num_layers": 64, "hidden_size": 16384, "num_steps": 10_000, "batch_size": 100_000,
+          "epochs": 100_000, "max_epoch": 100_000, "eval_batch_size": 100_000}
+# The Python types a field may hold, from the dataclass annotations (one source: a new field is
+# checked as soon as it is declared).
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+
+
+# Fields added after checkpoints were first written, with the value that reproduces the older
+# behaviour: a file without them loads as it always did (a model saved before tying was untied).
+ADDED_LATER = {"tie_weights": False}
+
+
+def field_names() -> tuple:
+    """The names of every Config field: the one list of keys a saved config may (and must) hold."""
+    return tuple(f.name for f in dataclasses.fields(Config))
+
+
+def from_dict(d, where: str = "config") -> Config:
+    """A validated Config from a dict (a checkpoint's or config.json's); unknown or missing keys refused."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{where} must be a JSON object of config fields, got {type(d).__name__}")
+    names = field_names()
+    unknown, missing = sorted(set(d) - set(names)), sorted(set(names) - set(d))
+    if unknown:
+        raise ValueError(f"{where} has unknown field(s) {unknown}: written by another (newer?) version of "
+                         "minilstm; upgrade minilstm, or retrain")
+    missing = [name for name in missing if name not in ADDED_LATER]
+    if missing:
+        raise ValueError(f"{where} lacks the field(s) {missing}: written by another (older?) version of "
+                         "minilstm or edited by hand; retrain the model")
+    cfg = Config(**{**ADDED_LATER, **d})
+    validate(cfg, where)
+    return cfg
+
+
+def validate(cfg: Config, where: str = "config") -> None:
+    """Refuse any field that is of the wrong type, NaN, infinite or out of range, naming it."""
+    import math
+
+    for f in dataclasses.fields(Config):
+        value, kinds = getattr(cfg, f.name), _TYPES.get(str(f.type))
+        if kinds is None:
+            continue
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise ValueError(f"{where}: {f.name} must be of type {f.type}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{where}: {f.name} must be a finite number, got {value}")
+    if cfg.dataset not in DATASETS:
+        raise ValueError(f"{where}: dataset must be one of {', '.join(DATASETS)}, got {cfg.dataset!r}")
     if cfg.dropout_mode not in DROPOUT_MODES:
-        raise ValueError(f"dropout_mode must be one of {', '.join(DROPOUT_MODES)}, got {cfg.dropout_mode!r}")
+        raise ValueError(f"{where}: dropout_mode must be one of {', '.join(DROPOUT_MODES)}, "
+                         f"got {cfg.dropout_mode!r}")
     if not 0.0 <= cfg.dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {cfg.dropout}")
-    for name in ("num_layers", "hidden_size", "num_steps", "batch_size", "epochs", "eval_batch_size"):
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"{name} must be at least 1, got {getattr(cfg, name)}")
+        raise ValueError(f"{where}: dropout must be in [0, 1), got {cfg.dropout}")
+    for name in ("num_layers", "hidden_size", "num_steps", "batch_size", "epochs", "max_epoch",
+                 "eval_batch_size"):
+        value = getattr(cfg, name)
+        if value < 1:
+            raise ValueError(f"{where}: {name} must be at least 1, got {value}")
+        if value > LIMITS[name]:
+            raise ValueError(f"{where}: {name} = {value:,} is beyond the limit of {LIMITS[name]:,}; "
+                             "check for a typo")
     if cfg.train_tokens < 0:
-        raise ValueError(f"train_tokens must be 0 (all) or positive, got {cfg.train_tokens}")
-    if cfg.lr <= 0 or cfg.lr_decay <= 0 or cfg.max_grad_norm <= 0 or cfg.init_scale <= 0:
-        raise ValueError("lr, lr_decay, max_grad_norm and init_scale must be positive")
+        raise ValueError(f"{where}: train_tokens must be 0 (all) or positive, got {cfg.train_tokens}")
+    if cfg.seed < 0:
+        raise ValueError(f"{where}: seed must be 0 or positive, got {cfg.seed}")
+    for name in ("lr", "max_grad_norm", "init_scale"):
+        if getattr(cfg, name) <= 0:
+            raise ValueError(f"{where}: {name} must be positive, got {getattr(cfg, name)}")
+    if cfg.lr_decay < 1:
+        raise ValueError(f"{where}: lr_decay must be at least 1 (1 keeps the learning rate constant; "
+                         f"below 1 it would grow every epoch), got {cfg.lr_decay}")
+    if cfg.init_scale > 10:
+        raise ValueError(f"{where}: init_scale = {cfg.init_scale} is far too large (the paper uses 0.04-0.1)")
     if cfg.dtype not in DTYPES:
-        raise ValueError(f"dtype must be float32 or float64, got {cfg.dtype!r}")
+        raise ValueError(f"{where}: dtype must be one of {', '.join(DTYPES)}, got {cfg.dtype!r}")
+
+
+def memory_estimate(cfg: Config, vocab_size: int) -> int:
+    """A rough lower bound, in bytes, of what training ``cfg`` with V = ``vocab_size`` needs.
+
+    Weights, their gradients and the (N, T, V) scores and (N, T, 4H) gates of every layer.
+    Used to refuse a config that cannot fit before allocating anything.
+    """
+    V, H, L, N, T = vocab_size, cfg.hidden_size, cfg.num_layers, cfg.batch_size, cfg.num_steps
+    params = (1 if cfg.tie_weights else 2) * V * H + V + L * (8 * H * H + 4 * H)
+    activations = N * T * V + L * N * T * 7 * H
+    itemsize = 8 if cfg.dtype == "float64" else 4
+    return (2 * params + activations) * itemsize
+
+
+def check_memory(cfg: Config, vocab_size: int) -> None:
+    """Refuse a model that cannot fit in this machine's memory, with the estimate (before allocating)."""
+    import os
+
+    need = memory_estimate(cfg, vocab_size)
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not on every OS
+        have = None
+    limit = have if have else 1 << 40
+    if need > limit:
+        raise ValueError(f"this model needs at least {need / 2**30:,.1f} GiB (hidden_size {cfg.hidden_size:,}, "
+                         f"{cfg.num_layers} layers, vocabulary {vocab_size:,}), more than the "
+                         f"{limit / 2**30:,.1f} GiB of memory here; use a smaller --hidden or --batch")

@@ -14,7 +14,13 @@ streams (see ops/softmax.py). Perplexity is always exp(total NLL / total words).
 Resuming: a checkpoint stores the weights, the carried (h, c), the dropout
 generator's exact state, the position in the epoch and the running sums, so an
 interrupted and resumed run performs the very same arithmetic as one that was
-never interrupted and, on NumPy, ends with bit-identical weights.
+never interrupted and ends with bit-identical weights.
+
+Ctrl-C: a step (forward, backward, clipping, the SGD update and the counters)
+is never cut in half. While train() runs, SIGINT only raises a flag when it
+lands inside a step; the step finishes, and the run stops and saves at that
+boundary (see ``_StepGuard``). A second Ctrl-C stops at once, without saving
+the torn state: the last checkpoint stays as it was.
 """
 
 from __future__ import annotations
@@ -22,16 +28,21 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from .backend import get_xp, to_host
+import numpy as np
+
+from .backend import get_xp, host_generator, set_host_generator, to_host
 from .checkpoint import (CheckpointError, check_compatible, load_checkpoint, rng_from_json,
                          rng_state_to_json, save_checkpoint)
-from .config import Config, get_config, validate
-from .data import batchify, iterate_chunks, load_corpus, num_chunks, vocab_hash
+from .config import Config, check_memory, from_dict, get_config, validate
+from .data import DataError, batchify, iterate_chunks, load_corpus, num_chunks, vocab_hash
 from .model import LSTMLanguageModel
 from .optim import clip_global_norm_, sgd_step_
 
@@ -65,6 +76,9 @@ def _eval_chunks(ids, batch_size, num_steps, xp):
     Training drops the ragged end (every chunk has exactly T steps); evaluation
     must score every word, so it keeps it.
     """
+    for name, value in (("batch_size", batch_size), ("num_steps", num_steps)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"evaluation {name} must be a positive whole number, got {value!r}")
     if len(ids) < batch_size * 2:
         raise ValueError(f"the split has {len(ids)} tokens, too few for {batch_size} evaluation stream(s)")
     data = xp.asarray(batchify(ids, batch_size))
@@ -198,6 +212,165 @@ class TrainResult:
     best_perplexity: dict | None = None  # the built-in corpus's true optimum, per split
 
 
+class _StepGuard:
+    """Makes Ctrl-C take effect only between steps, so a saved state is never half-updated.
+
+    Inside ``with guard.step():`` a SIGINT only sets ``pending``; when the block ends, the
+    KeyboardInterrupt is raised there, at a step boundary. Outside a step it is raised at
+    once (nothing is half-done). A second SIGINT inside the same step raises at once and
+    marks the state ``torn``: the caller must then not save it.
+
+    Signal handlers can only be installed from the main thread (and not at all under some
+    embedders). Without one, a KeyboardInterrupt may still arrive (e.g. from a callback);
+    ``torn`` then tells whether it came in the middle of a step, and only a state reached at
+    a boundary is saved. The previous handler is put back when the run ends.
+    """
+
+    def __init__(self):
+        self.pending = False
+        self.torn = False
+        self._inside = False
+        self._previous = None
+        self.installed = False
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self._previous = signal.getsignal(signal.SIGINT)
+                if self._previous is signal.SIG_IGN:  # Ctrl-C is ignored here (nohup...): keep it so
+                    return self
+                signal.signal(signal.SIGINT, self._handler)
+                self.installed = True
+            except (ValueError, OSError, TypeError):  # not allowed here: fall back (see the docstring)
+                self.installed = False
+        return self
+
+    def __exit__(self, *exc):
+        if self.installed:
+            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.default_int_handler)
+            self.installed = False
+        return False
+
+    def _handler(self, signum, frame):
+        if self._inside and not self.pending:
+            self.pending = True  # finish this step, then stop
+            return
+        raise KeyboardInterrupt
+
+    @contextmanager
+    def step(self):
+        """A block that must run to its end or not be saved: one training step and its bookkeeping."""
+        self._inside, self.torn = True, True
+        try:
+            yield
+        except BaseException:
+            self._inside = False  # torn stays True: this state is not saved
+            raise
+        # Reached only when the block completed: the state is consistent again.
+        self._inside, self.torn = False, False
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def hold(self):
+        """For the final save: a first Ctrl-C during it is ignored (the save is finishing), a second one stops."""
+        self._inside, self.pending = True, False
+        try:
+            yield
+        finally:
+            self._inside, self.pending = False, False
+
+
+# The files a run folder holds; a folder with any of them is another run and is never overwritten.
+RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "last.npz", "best.npz", "curves.png")
+
+
+class RunFolderError(CheckpointError):
+    """A run folder cannot be used: it holds another run, is not a folder, or cannot be written."""
+
+
+def _stale_temporaries(out_dir: Path) -> list:
+    """Temporary files an interrupted save left behind (ours only: .NAME.*.tmp and NAME.tmp)."""
+    found = []
+    for p in out_dir.iterdir():
+        if p.is_file() and p.name.endswith(".tmp") and any(
+                p.name.startswith(f".{f}.") or p.name == f"{f}.tmp" for f in RUN_FILES):
+            found.append(p)
+    return sorted(found)
+
+
+def _check_run_folder(out_dir: Path, resume: bool, force: bool) -> tuple[list, list]:
+    """Refuse to overwrite another run. Returns (run files --force replaces, stale temporaries); changes nothing."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunFolderError(f"--out {out_dir} is a file, not a folder; choose another --out")
+    if not out_dir.is_dir():
+        if resume:
+            raise CheckpointError(f"--resume: no run folder {out_dir}; start without --resume")
+        if any(p.exists() and not p.is_dir() for p in out_dir.parents):
+            raise RunFolderError(f"cannot create the run folder {out_dir}: a parent is a file; choose another --out")
+        return [], []
+    try:
+        stale = _stale_temporaries(out_dir)
+        present = [f for f in RUN_FILES if (out_dir / f).exists()]
+    except OSError as exc:
+        raise RunFolderError(f"cannot read the run folder {out_dir}: {exc.strerror}") from exc
+    if resume:
+        if "last.npz" not in present:
+            raise CheckpointError(f"--resume: no checkpoint {out_dir / 'last.npz'}; start without --resume"
+                                  + (f" (the folder holds {', '.join(present)}: choose another --out, or "
+                                     "--force to replace them)" if present else ""))
+        return [], stale
+    if present and not force:
+        raise RunFolderError(f"{out_dir} already holds a run ({', '.join(present)}); pass --resume to "
+                             "continue it, choose another --out, or pass --force to replace those files")
+    return present, stale
+
+
+def _claim_run_folder(out_dir: Path, replaced: list, stale: list, log) -> None:
+    """Create the folder; remove what --force replaces and what interrupted saves left behind."""
+    if replaced:
+        log(f"--force: replacing {', '.join(replaced)} in {out_dir}")
+        for f in replaced:
+            _remove(out_dir / f)
+    for p in stale:
+        _remove(p)
+    if stale:
+        log(f"removed {len(stale)} temporary file(s) an interrupted save left in {out_dir}: "
+            + ", ".join(p.name for p in stale))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunFolderError(f"cannot create the run folder {out_dir}: {exc.strerror or exc}; "
+                             "choose another --out") from exc
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise RunFolderError(f"cannot remove {path}: {exc.strerror}") from exc
+
+
+def _check_splits(corpus, cfg: Config, train_ids, evaluate_test: bool) -> None:
+    """Every split large enough for the run, checked before the first step (not after an epoch)."""
+    need = 2 * cfg.batch_size
+    if len(train_ids) < need or (len(train_ids) // cfg.batch_size - 1) // cfg.num_steps < 1:
+        raise DataError(f"the training split has {len(train_ids):,} tokens, too few for one chunk of "
+                        f"{cfg.batch_size} streams x {cfg.num_steps} steps (needs "
+                        f"{cfg.batch_size * (cfg.num_steps + 1):,}); use a smaller --batch or --steps"
+                        + (", or a larger --train-tokens" if cfg.train_tokens else ""))
+    for split in ("valid", "test") if evaluate_test else ("valid",):
+        n = len(getattr(corpus, split))
+        if n < 2 * cfg.eval_batch_size:
+            raise DataError(f"the {split} split has {n:,} tokens, too few for --eval-batch "
+                            f"{cfg.eval_batch_size} (each evaluation stream needs at least 2 tokens); "
+                            f"use --eval-batch {max(n // 2, 1)} or less" if n >= 2 else
+                            f"the {split} split has {n} token(s): perplexity needs at least 2")
+
+
 def build_model(cfg: Config, vocab_size: int, device=None) -> LSTMLanguageModel:
     """The model a recipe describes, set up for training speed (reused buffers, sparse embedding gradient)."""
     return LSTMLanguageModel(vocab_size, cfg.hidden_size, cfg.num_layers, dropout=cfg.dropout,
@@ -205,19 +378,28 @@ def build_model(cfg: Config, vocab_size: int, device=None) -> LSTMLanguageModel:
                              device=device, seed=cfg.seed, reuse_buffers=True, tie_weights=cfg.tie_weights)
 
 
-def _write_json(path: Path, obj) -> None:
+def _write_text(path: Path, text: str) -> None:
+    """Write ``path`` atomically: a temporary file renamed over it, removed if anything fails (disk full),
+    so the old file stays whole and no partial file is left behind."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_json(path: Path, obj) -> None:
+    _write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def _write_metrics(out_dir: Path, history: list, extra: list = ()) -> None:
     """metrics.jsonl is rewritten from the checkpointed history, so a resume never duplicates lines."""
-    tmp = out_dir / "metrics.jsonl.tmp"
-    with open(tmp, "w") as fh:
-        for row in list(history) + list(extra):
-            fh.write(json.dumps(row) + "\n")
-    os.replace(tmp, out_dir / "metrics.jsonl")
+    _write_text(out_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in list(history) + list(extra)))
 
 
 def _save(out_dir, name, model, cfg, corpus_hash, prog, state, extra_meta=None):
@@ -226,11 +408,13 @@ def _save(out_dir, name, model, cfg, corpus_hash, prog, state, extra_meta=None):
         "epoch": prog.epoch, "chunk": prog.chunk, "step": prog.step, "lr": cfg.lr_at(prog.epoch),
         "seed": cfg.seed, "progress": {k: v for k, v in prog.__dict__.items() if k != "history"},
         "history": prog.history,
-        # The dropout generator's exact state (NumPy only: CuPy resumes with a re-seeded generator).
-        "rng": rng_state_to_json(model.rng) if model.xp.__name__ == "numpy" else None,
+        # The dropout generator's exact state (it lives on the host on either device, see backend.default_rng).
+        "rng": rng_state_to_json(host_generator(model.rng)),
     }
     meta.update(extra_meta or {})
-    arrays = {"state_h": to_host(state[0]), "state_c": to_host(state[1])} if state is not None else {}
+    # At a chunk-0 boundary the next epoch starts from zeros: no state to carry.
+    arrays = ({"state_h": to_host(state[0]), "state_c": to_host(state[1])}
+              if state is not None and prog.chunk > 0 else {})
     return save_checkpoint(out_dir / name, {k: to_host(v) for k, v in model.params.items()}, meta, arrays)
 
 
@@ -258,16 +442,20 @@ def train_step(model: LSTMLanguageModel, x, y, state, lr: float, max_grad_norm: 
 
 
 def train(config: Config | str | None = None, out_dir=None, resume=False, data_dir=None, device=None,
-          progress=True, corpus=None, on_step=None, evaluate_test=True, log=print, **overrides) -> TrainResult:
+          progress=True, corpus=None, on_step=None, evaluate_test=True, log=print, force=False,
+          **overrides) -> TrainResult:
     """Train a language model; the same as ``minilstm train``.
 
     config: a Config, a config name ("tiny", "small", "medium", "large") or None for "tiny";
     overrides: any Config field, e.g. ``hidden_size=400, dropout=0.5``;
     out_dir: run folder for checkpoints, metrics.jsonl, config.json and plots (None: keep nothing);
     resume: continue from ``out_dir/last.npz``;
+    force: start afresh in an ``out_dir`` that holds another run, replacing its files (listed);
+      without it (and without resume) such a folder is refused, so nothing saved is overwritten;
     corpus: a ready Corpus (else loaded from ``config.dataset``);
     on_step(info): called after every SGD step (tests use it to interrupt a run).
-    Ctrl-C saves ``last.npz`` first, so ``--resume`` can continue.
+    Ctrl-C stops at the end of the step in progress and saves ``last.npz``, so ``--resume``
+    continues exactly where it stopped.
     """
     if isinstance(config, Config):
         cfg = Config(**{**config.to_dict(), **{k: v for k, v in overrides.items() if v is not None}})
@@ -275,102 +463,122 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
     else:
         cfg = get_config(config or "tiny", **overrides)
     out_dir = Path(out_dir) if out_dir is not None else None
+    if resume and out_dir is None:
+        raise ValueError("resume=True needs out_dir, the run folder to continue")
+    if out_dir is not None:
+        replaced, stale = _check_run_folder(out_dir, resume, force)
     if corpus is None:
         corpus = load_corpus(cfg.dataset, data_dir=data_dir)
     chash = vocab_hash(corpus.vocab)
+    ck = None
+    if resume and out_dir is not None:
+        ck = load_checkpoint(out_dir / "last.npz")
+        saved_cfg = _saved_config(ck.meta, out_dir / "last.npz")
+        if saved_cfg != cfg and not isinstance(config, Config) and not overrides:
+            cfg = saved_cfg  # resuming by folder alone: take the run's own config
+        check_compatible(ck.meta, chash)
+    check_memory(cfg, len(corpus.vocab))
+    train_ids = corpus.train[:cfg.train_tokens] if cfg.train_tokens else corpus.train
+    _check_splits(corpus, cfg, train_ids, evaluate_test)
     model = build_model(cfg, len(corpus.vocab), device)
     xp = get_xp(model.device)
     prog = Progress()
     state = None
 
-    if out_dir is not None:
-        last = out_dir / "last.npz"
-        if resume:
-            if not last.exists():
-                raise CheckpointError(f"--resume: no checkpoint {last}; start without --resume")
-            ck = load_checkpoint(last)
-            saved_cfg = Config(**ck.meta["config"])
-            if saved_cfg != cfg and not isinstance(config, Config) and not overrides:
-                cfg = saved_cfg  # resuming by folder alone: take the run's own config
-                model = build_model(cfg, len(corpus.vocab), device)
-            check_compatible(ck.meta, chash, {k: v.shape for k, v in model.params.items()})
-            model.params = {k: xp.asarray(v) for k, v in ck.params.items()}
-            if ck.meta.get("rng") is not None and xp.__name__ == "numpy":
-                model.rng = rng_from_json(ck.meta["rng"])
-            prog = Progress(**ck.meta["progress"], history=ck.meta["history"])
-            if "state_h" in ck.arrays:
-                state = (xp.asarray(ck.arrays["state_h"]), xp.asarray(ck.arrays["state_c"]))
-            log(f"resuming {out_dir} at epoch {prog.epoch}, chunk {prog.chunk} (step {prog.step})")
-        elif last.exists():
-            raise CheckpointError(f"{out_dir} already holds a run (last.npz); pass --resume to continue it, "
-                                  "or choose another --out so nothing saved is overwritten")
-        out_dir.mkdir(parents=True, exist_ok=True)
+    if ck is not None:
+        check_compatible(ck.meta, chash, {k: v.shape for k, v in model.params.items()})
+        _check_params(ck, model, out_dir / "last.npz")
+        model.params = {k: xp.asarray(v) for k, v in ck.params.items()}
+        prog, state = _resume_point(ck, model, cfg, out_dir / "last.npz")
+        log(f"resuming {out_dir} at epoch {prog.epoch}, chunk {prog.chunk} (step {prog.step})")
+    if out_dir is not None:  # every check passed: only now is anything written
+        _claim_run_folder(out_dir, replaced, stale, log)
         _write_json(out_dir / "config.json", {**cfg.to_dict(), "label": _label(cfg), "vocab_hash": chash,
                                              "dataset_description": corpus.description})
 
-    train_ids = corpus.train[:cfg.train_tokens] if cfg.train_tokens else corpus.train
     data = xp.asarray(batchify(train_ids, cfg.batch_size))
     n_chunks = num_chunks(data, cfg.num_steps)
+    if prog.chunk > n_chunks:
+        raise CheckpointError(f"{out_dir / 'last.npz'} stopped at chunk {prog.chunk} of an epoch that has "
+                              f"{n_chunks} chunks here: the training data differ from the run's; resume with the "
+                              "same data and --train-tokens")
     log(f"{cfg.name}: {cfg.num_layers}x{cfg.hidden_size} LSTM, dropout {cfg.dropout} ({cfg.dropout_mode}), "
         f"{model.num_params():,} parameters, {corpus.name} corpus ({len(corpus.vocab):,} words, "
         f"{len(train_ids):,} training tokens, {n_chunks} chunks/epoch)")
 
     result = TrainResult(cfg, model, prog.history, out_dir,
                          best_perplexity=_best(corpus))
-    try:
-        while prog.epoch <= cfg.epochs:
-            lr = cfg.lr_at(prog.epoch)
-            if prog.chunk == 0:
-                state = None  # every epoch starts from a zero state, as in the paper's code
-            bar = _epoch_bar(progress, n_chunks, prog, cfg)
-            t0 = time.perf_counter()
-            for x, y in iterate_chunks(data, cfg.num_steps, start=prog.chunk):
-                loss, gnorm, state = train_step(model, x, y, state, lr, cfg.max_grad_norm)
-                _check_diverged(loss * x.shape[0] / y.size, gnorm)
-                prog.chunk += 1
-                prog.step += 1
-                prog.nll += loss * x.shape[0]
-                prog.tokens += y.size
-                prog.gnorm_sum += gnorm
-                prog.gnorm_max = max(prog.gnorm_max, gnorm)
-                prog.clipped += gnorm > cfg.max_grad_norm
+    # The guard is outermost: a Ctrl-C during the final save below is deferred too.
+    with _StepGuard() as guard:
+        try:
+            while prog.epoch <= cfg.epochs:
+                lr = cfg.lr_at(prog.epoch)
+                if prog.chunk == 0:
+                    state = None  # every epoch starts from a zero state, as in the paper's code
+                bar = _epoch_bar(progress, n_chunks, prog, cfg)
+                t0 = time.perf_counter()
+                for x, y in iterate_chunks(data, cfg.num_steps, start=prog.chunk):
+                    # One step and its bookkeeping are indivisible: Ctrl-C takes effect after them.
+                    with guard.step():
+                        loss, gnorm, new_state = train_step(model, x, y, state, lr, cfg.max_grad_norm)
+                        _check_diverged(loss * x.shape[0] / y.size, gnorm)
+                        state = new_state
+                        prog.chunk += 1
+                        prog.step += 1
+                        prog.nll += loss * x.shape[0]
+                        prog.tokens += y.size
+                        prog.gnorm_sum += gnorm
+                        prog.gnorm_max = max(prog.gnorm_max, gnorm)
+                        prog.clipped += gnorm > cfg.max_grad_norm
+                        prog.time_s += time.perf_counter() - t0
+                        t0 = time.perf_counter()
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(ppl=f"{perplexity(prog.nll, prog.tokens):.1f}",
+                                        tok_s=f"{prog.tokens / max(prog.time_s, 1e-9):,.0f}", refresh=False)
+                    if on_step is not None:
+                        on_step({"epoch": prog.epoch, "chunk": prog.chunk, "step": prog.step, "loss": loss})
                 if bar is not None:
-                    elapsed = prog.time_s + time.perf_counter() - t0
-                    bar.update(1)
-                    bar.set_postfix(ppl=f"{perplexity(prog.nll, prog.tokens):.1f}",
-                                    tok_s=f"{prog.tokens / max(elapsed, 1e-9):,.0f}", refresh=False)
-                if on_step is not None:
-                    on_step({"epoch": prog.epoch, "chunk": prog.chunk, "step": prog.step, "loss": loss})
-            prog.time_s += time.perf_counter() - t0
-            if bar is not None:
-                bar.close()
-            row = _finish_epoch(model, corpus, cfg, prog, lr, progress)
-            log(f"epoch {row['epoch']:>2}  lr {row['lr']:.4g}  train ppl {row['train_ppl']:.2f}  "
-                f"valid ppl {row['valid_ppl']:.2f}  |g| {row['grad_norm']:.2f}  "
-                f"{row['tokens_per_s']:,.0f} tok/s  {row['time_s']:.0f}s")
-            prog.history.append(row)
-            prog.epoch += 1
-            prog.reset_epoch()
-            if out_dir is not None:
-                _save(out_dir, "last.npz", model, cfg, chash, prog, None)
-                if row["valid_ppl"] <= min(r["valid_ppl"] for r in prog.history):
-                    _save(out_dir, "best.npz", model, cfg, chash, prog, None)
-                _write_metrics(out_dir, prog.history)
-    except FloatingPointError as exc:
-        kept = f"; the last good checkpoint {out_dir / 'last.npz'} is untouched" if out_dir is not None else ""
-        raise FloatingPointError(
-            f"training diverged at epoch {prog.epoch}, step {prog.step + 1} ({exc}). Lower the learning rate "
-            f"(--lr) or the clipping norm (--clip){kept}") from exc
-    except KeyboardInterrupt:
-        result.interrupted = True
-        if out_dir is not None:
-            _save(out_dir, "last.npz", model, cfg, chash, prog, state)
-            _write_metrics(out_dir, prog.history)
-            log(f"\ninterrupted: saved {out_dir / 'last.npz'} at epoch {prog.epoch}, chunk {prog.chunk}; "
-                f"continue with: minilstm train --out {out_dir} --resume")
-        else:
-            log("\ninterrupted (no --out folder, nothing saved)")
-        return result
+                    bar.close()
+                row = _finish_epoch(model, corpus, cfg, prog, lr, progress)
+                log(f"epoch {row['epoch']:>2}  lr {row['lr']:.4g}  train ppl {row['train_ppl']:.2f}  "
+                    f"valid ppl {row['valid_ppl']:.2f}  |g| {row['grad_norm']:.2f}  "
+                    f"{row['tokens_per_s']:,.0f} tok/s  {row['time_s']:.0f}s")
+                with guard.step():
+                    prog.history.append(row)
+                    prog.epoch += 1
+                    prog.reset_epoch()
+                    if out_dir is not None:
+                        _save(out_dir, "last.npz", model, cfg, chash, prog, None)
+                        if row["valid_ppl"] <= min(r["valid_ppl"] for r in prog.history):
+                            _save(out_dir, "best.npz", model, cfg, chash, prog, None)
+                        _write_metrics(out_dir, prog.history)
+        except FloatingPointError as exc:
+            kept = f"; the last good checkpoint {out_dir / 'last.npz'} is untouched" if out_dir is not None else ""
+            raise FloatingPointError(
+                f"training diverged at epoch {prog.epoch}, step {prog.step + 1} ({exc}). Lower the learning rate "
+                f"(--lr) or the clipping norm (--clip){kept}") from exc
+        except KeyboardInterrupt:
+            result.interrupted = True
+            if out_dir is None:
+                log("\ninterrupted (no --out folder, nothing saved)")
+            elif guard.torn:
+                # Stopped in the middle of a step (a second Ctrl-C, or no signal handler could be
+                # installed): that state is half-updated, so it is not saved.
+                log(f"\ninterrupted in the middle of a step: nothing saved, {out_dir / 'last.npz'} is as it was "
+                    f"(if present); continue with: minilstm train --out {out_dir} --resume")
+            else:
+                with guard.hold():
+                    _save(out_dir, "last.npz", model, cfg, chash, prog, state)
+                    _write_metrics(out_dir, prog.history)
+                log(f"\ninterrupted: saved {out_dir / 'last.npz'} at epoch {prog.epoch}, chunk {prog.chunk}; "
+                    f"continue with: minilstm train --out {out_dir} --resume")
+            return result
+        except OSError as exc:  # disk full, permissions changed under us...
+            raise RunFolderError(f"could not write to the run folder {out_dir}: {exc.strerror or exc}"
+                                 f"{' (' + str(exc.filename) + ')' if getattr(exc, 'filename', None) else ''}; "
+                                 "the last complete checkpoint is intact: free space or fix the permissions, "
+                                 "then continue with --resume") from exc
 
     result.valid_ppl = prog.history[-1]["valid_ppl"] if prog.history else None
     if evaluate_test and prog.history:
@@ -413,6 +621,75 @@ def where_and_next(out_dir, history: list) -> str:
             f"next:  minilstm plot {run}      # the training curves\n"
             f"       minilstm eval {run}      # perplexity of best.npz\n"
             f"       minilstm sample {run}    # text from best.npz")
+
+
+def _saved_config(meta, path) -> Config:
+    """The Config a checkpoint records, every field checked (a CheckpointError otherwise)."""
+    try:
+        return from_dict(meta.get("config"), f"{path}: config")
+    except ValueError as exc:
+        raise CheckpointError(f"{exc}") from exc
+
+
+def _check_params(ck, model, path) -> None:
+    """Stored weights of the model's own dtype, all finite (never cast or used silently)."""
+    for name, value in ck.params.items():
+        if value.dtype != model.dtype:
+            raise CheckpointError(f"{path}: parameter {name!r} is {value.dtype}, but its config says "
+                                  f"{model.dtype}; the file was not written by minilstm. Retrain the model.")
+        if not np.isfinite(value).all():
+            raise CheckpointError(f"{path}: parameter {name!r} contains NaN or inf: the run diverged or the file "
+                                  "was altered. Use another checkpoint (best.npz / last.npz) or retrain.")
+
+
+def _resume_point(ck, model, cfg, path):
+    """(Progress, carried state) from a checkpoint's metadata, every field checked."""
+    meta = ck.meta
+    saved = meta.get("progress")
+    names = [f.name for f in fields(Progress) if f.name != "history"]
+    if not isinstance(saved, dict) or set(saved) != set(names):
+        raise CheckpointError(f"{path}: its 'progress' record should hold exactly {names}; it cannot be resumed. "
+                              "Start a new run (another --out), or --force to replace this one.")
+    for name in names:
+        value = saved[name]
+        want = float if name in ("nll", "gnorm_sum", "gnorm_max", "time_s") else int
+        if isinstance(value, bool) or not isinstance(value, (int, float) if want is float else int) \
+                or not math.isfinite(value) or value < 0:
+            raise CheckpointError(f"{path}: progress field {name!r} = {value!r} is not a non-negative "
+                                  f"{want.__name__}; it cannot be resumed")
+    history = meta.get("history")
+    if not isinstance(history, list) or not all(
+            isinstance(r, dict) and all(isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)
+                                        for k in ("valid_ppl", "time_s")) for r in history):
+        raise CheckpointError(f"{path}: its 'history' is not a list of epoch records (each with valid_ppl and "
+                              "time_s); it cannot be resumed")
+    prog = Progress(**saved, history=history)
+    if not 1 <= prog.epoch <= cfg.epochs + 1 or len(history) != prog.epoch - 1:
+        raise CheckpointError(f"{path}: epoch {prog.epoch} with {len(history)} finished epoch(s) does not fit "
+                              f"a run of {cfg.epochs} epochs; it cannot be resumed")
+    rng = meta.get("rng")
+    if model.uses_dropout or rng is not None:
+        if not isinstance(rng, dict):
+            raise CheckpointError(f"{path} lacks the dropout generator's state, so the run cannot continue "
+                                  "exactly; start a new run (another --out)")
+        set_host_generator(model, rng_from_json(rng))
+    state = None
+    if "state_h" in ck.arrays or "state_c" in ck.arrays:
+        xp = model.xp
+        h, c = ck.arrays.get("state_h"), ck.arrays.get("state_c")
+        want = (model.L, cfg.batch_size, model.H)
+        for name, a in (("state_h", h), ("state_c", c)):
+            if a is None or tuple(a.shape) != want or a.dtype != model.dtype or not np.isfinite(a).all():
+                raise CheckpointError(f"{path}: the carried state {name} should be finite {model.dtype} of shape "
+                                      f"{want}, got {None if a is None else (str(a.dtype), tuple(a.shape))}; "
+                                      "it cannot be resumed")
+        if prog.chunk == 0:
+            raise CheckpointError(f"{path}: a carried state at chunk 0 is inconsistent; it cannot be resumed")
+        state = (xp.asarray(h), xp.asarray(c))
+    elif prog.chunk > 0:
+        raise CheckpointError(f"{path}: stopped mid-epoch (chunk {prog.chunk}) without the carried state; "
+                              "it cannot be resumed exactly")
+    return prog, state
 
 
 # Beyond this mean NLL per word (nats) even the perplexity overflows a float: the run has diverged.
@@ -461,14 +738,40 @@ def _finish_epoch(model, corpus, cfg, prog, lr, progress):
 
 
 def load_model(path, device=None, corpus_hash=None) -> tuple[LSTMLanguageModel, dict]:
-    """Rebuild a model from a checkpoint. Returns (model, meta)."""
+    """Rebuild a model from a checkpoint. Returns (model, meta).
+
+    The file is untrusted: its config, vocabulary size and stored shapes are checked against
+    each other (and the memory needed against this machine) before the model is allocated,
+    and the weights must be finite and of the config's dtype (never cast silently).
+    """
     ck = load_checkpoint(path)
-    cfg = Config(**ck.meta["config"])
-    model = build_model(cfg, int(ck.meta["vocab_size"]), device)
+    cfg = _saved_config(ck.meta, path)
+    V = ck.meta.get("vocab_size")
+    if isinstance(V, bool) or not isinstance(V, int) or not 1 <= V <= MAX_VOCAB:
+        raise CheckpointError(f"{path}: vocab_size {V!r} is not a whole number in [1, {MAX_VOCAB:,}]; "
+                              "the file was not written by minilstm. Retrain the model.")
+    # Before allocating anything of the config's size, the config must agree with what is stored:
+    # a file claiming hidden_size 30000 in a few MB of weights is refused here, not after 30 GiB.
+    emb = ck.params.get("embed.W")
+    if emb is None or tuple(emb.shape) != (V, cfg.hidden_size):
+        raise CheckpointError(f"{path}: its embedding is {None if emb is None else tuple(emb.shape)}, but its "
+                              f"config says vocab_size x hidden_size = {(V, cfg.hidden_size)}; the file is "
+                              "inconsistent. Use another checkpoint or retrain.")
+    layers = sum(1 for k in ck.params if k.startswith("lstm") and k.endswith(".Wh"))
+    if layers != cfg.num_layers:
+        raise CheckpointError(f"{path}: it stores {layers} LSTM layer(s), but its config says {cfg.num_layers}; "
+                              "the file is inconsistent. Use another checkpoint or retrain.")
+    check_memory(cfg, V)
+    model = build_model(cfg, V, device)
     check_compatible(ck.meta, corpus_hash, {k: v.shape for k, v in model.params.items()})
+    _check_params(ck, model, path)
     xp = get_xp(model.device)
-    model.params = {k: xp.asarray(v.astype(model.dtype, copy=False)) for k, v in ck.params.items()}
+    model.params = {k: xp.asarray(v) for k, v in ck.params.items()}
     return model, ck.meta
+
+
+# Far above any word-level vocabulary (PTB has 10,000); a larger claim is a damaged file.
+MAX_VOCAB = 10_000_000
 
 
 __all__ = ["train", "evaluate", "evaluate_ensemble", "load_model", "EvalResult", "TrainResult", "build_model"]

@@ -86,10 +86,63 @@ def test_model_bad_inputs(rng):
 def test_nan_loss_is_reported(rng):
     model = m.LSTMLanguageModel(10, 4, 1, dtype="float64")
     model.params["out.b"][3] = np.nan
-    with pytest.raises(FloatingPointError, match="diverged"):
+    with pytest.raises(FloatingPointError, match="b contains NaN or inf"):
         model.forward(rng.integers(0, 10, (2, 3)), rng.integers(0, 10, (2, 3)))
 
 
 def test_unknown_device():
     with pytest.raises(ValueError, match="device must be one of"):
         m.LSTMLanguageModel(10, 4, device="tpu")
+
+
+def _lstm_args(rng, **kw):
+    N, T, D, H = 2, 3, 4, 5
+    d = dict(x=rng.standard_normal((N, T, D)), h0=np.zeros((N, H)), Wx=rng.standard_normal((D, 4 * H)),
+             Wh=rng.standard_normal((H, 4 * H)), b=np.zeros(4 * H))
+    d.update(kw)
+    return d
+
+
+def _nan(shape):
+    a = np.zeros(shape)
+    a.flat[-1] = np.nan
+    return a
+
+
+@pytest.mark.parametrize("call,error,pattern", [
+    (lambda r: m.lstm_forward(**_lstm_args(r, x=np.zeros((2, 0, 4)))), "EmptyError", r"x has shape \(N, T, D\) \(2, 0, 4\)"),
+    (lambda r: m.lstm_forward(**_lstm_args(r, x=np.zeros((0, 3, 4)), h0=np.zeros((0, 5)))), "EmptyError", "every dimension"),
+    (lambda r: m.lstm_forward(**_lstm_args(r, Wh=_nan((5, 20)))), "NonFiniteError", "Wh contains NaN"),
+    (lambda r: m.lstm_forward(**_lstm_args(r, b=_nan(20))), "NonFiniteError", "b contains NaN"),
+    (lambda r: m.lstm_forward(**_lstm_args(r, h_masks=_nan((2, 3, 5)))), "NonFiniteError", "h_masks contains NaN"),
+    (lambda r: m.lstm_backward(np.zeros((2, 3, 5)), m.lstm_forward(**_lstm_args(r))[1], dc_final=np.zeros((2, 6))),
+     "ShapeError", r"dc_final must have shape \(N, H\) = \(2, 5\)"),
+    (lambda r: m.lstm_backward(_nan((2, 3, 5)), m.lstm_forward(**_lstm_args(r))[1]), "NonFiniteError", "dh contains"),
+    (lambda r: m.affine_forward(np.zeros((2, 0, 3)), np.ones((3, 4)), np.ones(4)), "EmptyError", "x has shape"),
+    (lambda r: m.affine_forward(np.zeros((2, 3)), _nan((3, 4)), np.ones(4)), "NonFiniteError", "W contains NaN"),
+    (lambda r: m.embedding_forward(np.zeros((0, 3), int), np.ones((5, 4))), "EmptyError", "tokens has shape"),
+    (lambda r: m.embedding_forward(np.zeros((1, 3), int), _nan((5, 4))), "NonFiniteError", "W contains NaN"),
+    (lambda r: m.embedding_backward(np.zeros((1, 3, 7)), m.embedding_forward(np.zeros((1, 3), int), np.ones((5, 4)))[1]),
+     "ShapeError", r"dout must have shape \(N, T, H\) = \(1, 3, 4\)"),
+    (lambda r: m.softmax_cross_entropy_forward(np.zeros((2, 0, 5)), np.zeros((2, 0), int)), "EmptyError", "scores"),
+    (lambda r: m.dropout_forward(np.ones((2, 3)), 0.5, mask=_nan((2, 3))), "NonFiniteError", "mask contains NaN"),
+    (lambda r: m.dropout_backward(np.zeros((2, 4)), m.dropout_forward(np.ones((2, 3)), 0.5, rng=r)[1]),
+     "ShapeError", r"dout must have shape .* = \(2, 3\), got \(2, 4\)"),
+    (lambda r: m.LSTMLanguageModel(10, 4, 1).forward(np.zeros((2, 0), int), np.zeros((2, 0), int)), "EmptyError",
+     r"tokens has shape \(N, T\) \(2, 0\)"),
+    (lambda r: m.LSTMLanguageModel(10, 4, 1).forward(np.zeros((0, 3), int), np.zeros((0, 3), int)), "EmptyError",
+     r"\(0, 3\)"),
+    (lambda r: (lambda mod: mod.backward(mod.forward(np.zeros((2, 3), int), np.zeros((2, 3), int))[1],
+                                         dloss=np.ones(3)))(m.LSTMLanguageModel(10, 4, 1)), "ShapeError", "dloss must be one"),
+    (lambda r: m.LSTMLanguageModel(10, 4, 1, dropout=0.5).forward(
+        np.zeros((2, 3), int), np.zeros((2, 3), int), masks={"drop0": np.full((2, 3, 4), np.nan, np.float32)}),
+     "NonFiniteError", "mask contains NaN"),
+])
+def test_public_api_refuses_empty_nan_and_misshapen_arguments(rng, call, error, pattern):
+    """T = 0, N = 0, NaN weights, masks or upstream gradients, wrong gradient shapes: a ValueError subclass
+    named after the problem (never an IndexError, a ZeroDivisionError, a broadcast or a silent NaN)."""
+    import minilstm.checks as checks
+
+    with pytest.raises(getattr(checks, error), match=pattern) as exc_info:
+        call(rng)
+    assert isinstance(exc_info.value, ValueError)

@@ -202,3 +202,183 @@ def test_shape_mismatch_is_refused(tmp_path, rng):
         check_compatible(meta, "abc", {**shapes, "W_0": (8, 32)})
     with pytest.raises(CheckpointError, match="missing"):
         check_compatible(meta, "abc", {**shapes, "W_1": (8, 16)})
+
+
+# --------------------------------------------------------------------------- untrusted files
+
+
+def _model_checkpoint(tmp_path, **cfg_overrides):
+    """A real (tiny) training checkpoint: V=10, H=4, L=1."""
+    from minilstm.config import get_config
+    from minilstm.training import Progress, _save, build_model
+
+    cfg = get_config("tiny", hidden_size=4, num_layers=1, **cfg_overrides)
+    model = build_model(cfg, 10)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    return _save(tmp_path, "good.npz", model, cfg, "h", Progress(), None)
+
+
+def _npy(arr_or_header, data=b""):
+    """.npy bytes of an array, or of a bare header dict followed by ``data``."""
+    import io
+
+    buf = io.BytesIO()
+    if isinstance(arr_or_header, dict):
+        np.lib.format.write_array_header_1_0(buf, arr_or_header)
+        buf.write(data)
+    else:
+        np.save(buf, arr_or_header)
+    return buf.getvalue()
+
+
+def _rewrite(src, dst, replace=None, drop=(), add=None, compress=None):
+    """Copy the zip ``src`` to ``dst`` with some members replaced, dropped or added (raw .npy bytes)."""
+    replace, add = dict(replace or {}), dict(add or {})
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            key = info.filename[:-4]
+            if key in drop:
+                continue
+            data = replace.get(key, zin.read(info))
+            zout.writestr(info.filename, data, compress_type=(compress or {}).get(key, zipfile.ZIP_STORED))
+        for key, data in add.items():
+            zout.writestr(key + ".npy", data, compress_type=(compress or {}).get(key, zipfile.ZIP_STORED))
+    return dst
+
+
+def _meta_of(path):
+    with zipfile.ZipFile(path) as z:
+        return json.loads(np.load(z.open("__meta__.npy")).tobytes())
+
+
+def _with_meta(src, dst, edit):
+    meta = _meta_of(src)
+    edit(meta)
+    raw = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    return _rewrite(src, dst, replace={"__meta__": _npy(raw)})
+
+
+def _refused_fast(path, pattern, loader=load_checkpoint):
+    """Refused with a one-line CheckpointError, in well under a second, allocating almost nothing."""
+    import time
+    import tracemalloc
+
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    with pytest.raises(CheckpointError, match=pattern) as exc_info:
+        loader(path)
+    elapsed = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert elapsed < 1.0, elapsed
+    assert peak < 20 << 20, f"{peak:,} bytes allocated"
+    assert "\n" not in str(exc_info.value)
+
+
+def test_deflated_zeros_bomb_is_refused_unread(tmp_path):
+    good = _model_checkpoint(tmp_path)
+    zeros = _npy({"descr": "|u1", "fortran_order": False, "shape": (200 << 20,)}, bytes(200 << 20))
+    bomb = _rewrite(good, tmp_path / "bomb.npz", add={"param/zeros": zeros},
+                    compress={"param/zeros": zipfile.ZIP_DEFLATED})
+    assert bomb.stat().st_size < 1 << 20
+    _refused_fast(bomb, "compressed")
+    # Unexpected but stored: refused before a byte of it is read.
+    odd = _rewrite(good, tmp_path / "odd.npz", add={"param/extra": _npy(np.zeros(3, np.float32))})
+    _refused_fast(odd, "unexpected entry 'param/extra'")
+
+
+def test_huge_declared_shape_is_refused_before_allocating(tmp_path):
+    good = _model_checkpoint(tmp_path)
+    huge = _npy({"descr": "<f4", "fortran_order": False, "shape": (100_000, 100_000)}, bytes(64))
+    bad = _with_meta(_rewrite(good, tmp_path / "a.npz", replace={"param/out.b": huge}), tmp_path / "b.npz",
+                     lambda meta: meta["param_shapes"].update({"out.b": [100_000, 100_000]}))
+    _refused_fast(bad, r"declares \(100000, 100000\) float32")
+
+
+def test_metadata_claiming_a_huge_model_is_refused_before_allocating(tmp_path):
+    from minilstm.training import load_model
+
+    good = _model_checkpoint(tmp_path)
+    bad = _with_meta(good, tmp_path / "h.npz", lambda meta: meta["config"].update(hidden_size=16000))
+    _refused_fast(bad, r"config says vocab_size x hidden_size = \(10, 16000\)", load_model)
+    worse = _with_meta(good, tmp_path / "w.npz", lambda meta: meta["config"].update(hidden_size=30000))
+    _refused_fast(worse, "hidden_size = 30,000 is beyond the limit", load_model)
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    import signal
+
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this OS")
+    fifo = tmp_path / "last.npz"
+    os.mkfifo(fifo)
+    signal.signal(signal.SIGALRM, lambda *a: pytest.fail("load_checkpoint blocked on a FIFO"))
+    signal.alarm(5)
+    try:
+        _refused_fast(fifo, "not a regular file")
+    finally:
+        signal.alarm(0)
+
+
+@pytest.mark.parametrize("edit,pattern", [
+    (lambda m: m["config"].update(colour="red"), r"unknown field\(s\) \['colour'\]"),
+    (lambda m: m["config"].pop("hidden_size"), r"lacks the field\(s\) \['hidden_size'\]"),
+    (lambda m: m["config"].update(dropout=float("nan")), "dropout must be a finite number"),
+    (lambda m: m["config"].update(num_layers="2"), "num_layers must be of type int"),
+    (lambda m: m.update(vocab_size=-3), "vocab_size -3 is not a whole number"),
+    (lambda m: m.pop("config"), "must be a JSON object of config fields"),
+])
+def test_bad_metadata_fields_are_refused(tmp_path, edit, pattern):
+    from minilstm.training import load_model
+
+    bad = _with_meta(_model_checkpoint(tmp_path), tmp_path / "m.npz", edit)
+    _refused_fast(bad, pattern, lambda p: load_model(p))
+
+
+@pytest.mark.parametrize("what,pattern", [
+    ("int64", "is int64, not float32/float64"),
+    ("float64", "is float64, but its config says float32"),
+    ("nan", "contains NaN or inf"),
+])
+def test_bad_weights_are_refused_not_cast(tmp_path, what, pattern):
+    from minilstm.training import load_model
+
+    good = _model_checkpoint(tmp_path)
+    w = load_checkpoint(good).params["out.b"]
+    w = {"int64": w.astype(np.int64), "float64": w.astype(np.float64)}.get(what, w.copy())
+    if what == "nan":
+        w[0] = np.nan
+    bad = _rewrite(good, tmp_path / "w.npz", replace={"param/out.b": _npy(w)})
+    _refused_fast(bad, pattern, lambda p: load_model(p))
+
+
+def test_damaged_bytes_only_ever_give_a_checkpoint_error(tmp_path):
+    """300 seeded corruptions (flipped, truncated, zeroed bytes) of a real checkpoint: load_model either
+    succeeds or raises a one-line CheckpointError, never anything else."""
+    from minilstm.training import load_model
+
+    good = _model_checkpoint(tmp_path).read_bytes()
+    r = np.random.default_rng(0)
+    bad = tmp_path / "x.npz"
+    outcomes = {"refused": 0, "loaded": 0}
+    for trial in range(300):
+        data = bytearray(good)
+        kind = trial % 3
+        if kind == 0:
+            for i in r.integers(0, len(data), r.integers(1, 8)):
+                data[i] ^= 1 << int(r.integers(0, 8))
+        elif kind == 1:
+            data = data[:int(r.integers(0, len(data)))]
+        else:
+            start = int(r.integers(0, len(data)))
+            n = min(int(r.integers(1, 64)), len(data) - start)
+            data[start:start + n] = bytes(n)
+        bad.write_bytes(bytes(data))
+        try:
+            load_model(bad)
+            outcomes["loaded"] += 1
+        except CheckpointError as exc:
+            assert "\n" not in str(exc)
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 250, outcomes
+    print(outcomes)

@@ -309,7 +309,8 @@ FAKE_SUMS = {n: sha(t.encode()) for n, t in zip(NAMES, (TRAIN, VALID, TEST))}
 
 
 def _leftovers(folder):
-    return sorted(p.name for p in Path(folder).iterdir() if p.name.endswith(".part"))
+    """Anything in ``folder`` but the final files: temporaries of a failed download."""
+    return sorted(p.name for p in Path(folder).iterdir() if p.name not in NAMES)
 
 
 def test_download_good_files(server, tmp_path):
@@ -353,6 +354,71 @@ def test_download_falls_back_to_the_next_url(server, tmp_path):
     _, url = server
     dest = download_ptb(tmp_path / "dest", base_url=[url + "empty", url + "good"], sha256=FAKE_SUMS)
     assert all((dest / n).is_file() for n in NAMES)
+
+
+class _HostileHandler(http.server.BaseHTTPRequestHandler):
+    """/endless/*: bytes for ever; /trickle/*: one byte every 50 ms; /huge/*: announces a terabyte."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        import time
+
+        kind = self.path.strip("/").split("/")[0]
+        self.send_response(200)
+        if kind == "huge":
+            self.send_header("Content-Length", str(10 ** 12))
+        elif kind == "trickle":
+            self.send_header("Content-Length", "100000")
+        self.end_headers()
+        try:
+            for _ in range(100_000):
+                if kind == "trickle":
+                    self.wfile.write(b"a")
+                    self.wfile.flush()
+                    time.sleep(0.05)
+                else:
+                    self.wfile.write(b"z" * 65536)
+        except OSError:  # the client gave up: as it should
+            pass
+
+
+@pytest.fixture
+def hostile(monkeypatch):
+    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HostileHandler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.mark.parametrize("kind,limits,pattern", [
+    ("endless", dict(max_bytes=1 << 20), "more than the 1,048,576 bytes expected"),
+    ("huge", dict(), "announces 1,000,000,000,000 bytes, more than the"),
+    ("trickle", dict(deadline=1.0, timeout=0.5), r"not complete after 1 s"),
+])
+def test_download_limits_size_and_time(hostile, tmp_path, kind, limits, pattern):
+    import time
+
+    dest = tmp_path / "dest"
+    t0 = time.monotonic()
+    with pytest.raises(DataError, match=pattern):
+        download_ptb(dest, base_url=hostile + kind, sha256={"ptb.train.txt": "0" * 64}, **limits)
+    assert time.monotonic() - t0 < 5
+    assert list(dest.iterdir()) == []  # no partial file, no temporary
+
+
+def test_download_size_cap_defaults_to_the_known_size(hostile, tmp_path):
+    """Mikolov's files have known sizes: a server sending more is cut off there."""
+    with pytest.raises(DataError, match="more than the 399,782 bytes expected"):
+        download_ptb(tmp_path / "d", base_url=hostile + "endless", sha256={"ptb.valid.txt": "0" * 64})
 
 
 def test_download_keeps_files_already_verified(tmp_path):

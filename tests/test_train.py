@@ -209,3 +209,224 @@ def test_big_recipes_build_and_learn(name, corpus):
         sgd_step_(model.params, grads, 0.2 * cfg.lr)
     after = model.forward(x, y, train=False)[0]
     assert after < before, (before, after)
+
+
+def _quiet(*a):
+    pass
+
+
+def test_ctrl_c_anywhere_inside_a_step_resumes_bit_exactly(corpus, tmp_path, monkeypatch):
+    """Real SIGINTs delivered inside backward, clipping, half-way through the SGD update and during the
+    validation pass: every interrupted run saves a consistent state, and the resumed run ends bit-identical."""
+    import os
+    import signal
+
+    import minilstm.training as tr
+
+    cfg = dict(FAST, dropout=0.3)
+    ref = train("tiny", out_dir=tmp_path / "ref", corpus=corpus, progress=False, log=_quiet, **cfg)
+
+    calls = {"backward": 0, "clip": 0, "sgd": 0, "evaluate": 0, "best": 0, "metrics": 0}
+    # n-th call in this test, once each: inside backward, clipping, the update, the validation pass,
+    # the end-of-epoch bookkeeping (saving best.npz), and the save after an interrupt (metrics 1st call:
+    # that one must not escape as a KeyboardInterrupt, so it makes no run of its own).
+    fire_at = {"backward": 5, "clip": 15, "sgd": 25, "evaluate": 2, "best": 1, "metrics": 1}
+    fired = []
+
+    def maybe_kill(where):
+        calls[where] += 1
+        if calls[where] == fire_at[where]:
+            fired.append(where)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    real_backward, real_clip, real_sgd, real_eval, real_metrics, real_save = (
+        m.LSTMLanguageModel.backward, tr.clip_global_norm_, tr.sgd_step_, tr.evaluate, tr._write_metrics,
+        tr._save)
+
+    def backward(self, cache, dloss=1.0):
+        grads = real_backward(self, cache, dloss)
+        maybe_kill("backward")
+        return grads
+
+    def clip(grads, max_norm):
+        norm = real_clip(grads, max_norm)
+        maybe_kill("clip")
+        return norm
+
+    def sgd(params, grads, lr):
+        names = list(params)
+        real_sgd({k: params[k] for k in names[:3]}, grads, lr)  # half the weights updated...
+        maybe_kill("sgd")
+        real_sgd({k: params[k] for k in names[3:]}, grads, lr)  # ...then the rest
+
+    def evaluate_(*a, **kw):
+        maybe_kill("evaluate")
+        return real_eval(*a, **kw)
+
+    def metrics(*a, **kw):
+        maybe_kill("metrics")
+        return real_metrics(*a, **kw)
+
+    def save(out_dir, name, *a, **kw):
+        if name == "best.npz":
+            maybe_kill("best")
+        return real_save(out_dir, name, *a, **kw)
+
+    monkeypatch.setattr(m.LSTMLanguageModel, "backward", backward)
+    monkeypatch.setattr(tr, "clip_global_norm_", clip)
+    monkeypatch.setattr(tr, "sgd_step_", sgd)
+    monkeypatch.setattr(tr, "evaluate", evaluate_)
+    monkeypatch.setattr(tr, "_write_metrics", metrics)
+    monkeypatch.setattr(tr, "_save", save)
+    before = signal.getsignal(signal.SIGINT)
+    res = train("tiny", out_dir=tmp_path / "cut", corpus=corpus, progress=False, log=_quiet, **cfg)
+    runs = 1
+    while res.interrupted:
+        assert signal.getsignal(signal.SIGINT) is before  # the previous handler is back
+        res = train("tiny", out_dir=tmp_path / "cut", resume=True, corpus=corpus, progress=False, log=_quiet,
+                    **cfg)
+        runs += 1
+        assert runs < 10
+    assert sorted(fired) == sorted(fire_at) and runs == 6
+    for name in ref.model.params:
+        np.testing.assert_array_equal(res.model.params[name], ref.model.params[name], err_msg=name)
+    assert [r["valid_ppl"] for r in res.history] == [r["valid_ppl"] for r in ref.history]
+
+
+def test_interrupt_mid_step_without_a_signal_handler_saves_nothing_torn(corpus, tmp_path, monkeypatch):
+    """Outside the main thread no handler can be installed: a KeyboardInterrupt raised inside a step must
+    not save that half-updated state, while one raised at a step boundary (on_step) saves and resumes."""
+    import threading
+
+    import minilstm.training as tr
+
+    real_sgd = tr.sgd_step_
+    n = {"sgd": 0}
+
+    def sgd(params, grads, lr):
+        n["sgd"] += 1
+        if n["sgd"] == 4:
+            raise KeyboardInterrupt
+        real_sgd(params, grads, lr)
+
+    monkeypatch.setattr(tr, "sgd_step_", sgd)
+    out = {}
+    th = threading.Thread(target=lambda: out.update(res=train("tiny", out_dir=tmp_path / "t", corpus=corpus,
+                                                              progress=False, log=_quiet, **FAST)))
+    th.start()
+    th.join()
+    assert out["res"].interrupted and not (tmp_path / "t" / "last.npz").exists()
+
+
+@pytest.mark.parametrize("present", [["config.json"], ["best.npz"], ["metrics.jsonl", "summary.json"]])
+def test_train_refuses_a_folder_holding_another_run(corpus, tmp_path, present):
+    from minilstm.training import RunFolderError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in present:
+        (run / name).write_bytes(b"another run's " + name.encode())
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    with pytest.raises(RunFolderError, match="already holds a run.*--force"):
+        train("tiny", out_dir=run, corpus=corpus, progress=False, log=_quiet, **{**FAST, "epochs": 1})
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    logged = []
+    train("tiny", out_dir=run, corpus=corpus, progress=False, log=logged.append, force=True,
+          **{**FAST, "epochs": 1})
+    assert any(line.startswith("--force: replacing " + ", ".join(present)) for line in logged), logged
+    assert (run / "last.npz").exists() and b"another run" not in (run / "config.json").read_bytes()
+
+
+def test_stale_temporaries_are_removed_on_resume(corpus, tmp_path):
+    run = tmp_path / "run"
+    train("tiny", out_dir=run, corpus=corpus, progress=False, log=_quiet, **{**FAST, "epochs": 1})
+    stale = [run / ".last.npz.abc123.tmp", run / "metrics.jsonl.tmp", run / "config.json.tmp"]
+    for p in stale:
+        p.write_bytes(b"half a file")
+    (run / "notes.tmp").write_text("not ours: kept")
+    train("tiny", out_dir=run, corpus=corpus, progress=False, log=_quiet, resume=True, **{**FAST, "epochs": 2})
+    assert not any(p.exists() for p in stale) and (run / "notes.tmp").exists()
+
+
+def test_out_that_is_a_file_is_refused(corpus, tmp_path):
+    from minilstm.training import RunFolderError
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(RunFolderError, match="is a file, not a folder"):
+        train("tiny", out_dir=tmp_path / "f", corpus=corpus, progress=False, log=_quiet, **FAST)
+    with pytest.raises(RunFolderError, match="cannot create the run folder"):
+        train("tiny", out_dir=tmp_path / "f" / "sub", corpus=corpus, progress=False, log=_quiet, **FAST)
+
+
+@pytest.mark.parametrize("valid,overrides,pattern", [
+    (1, {}, "the valid split has 1 token"),
+    (0, {}, "the valid split has 0 token"),
+    (100, {"eval_batch_size": 51}, "too few for --eval-batch 51.*--eval-batch 50 or less"),
+    (1500, {"batch_size": 600}, "training split has 6,000 tokens, too few for one chunk"),
+])
+def test_split_sizes_are_checked_before_the_first_step(corpus, valid, overrides, pattern):
+    from minilstm.data import DataError
+
+    small = Corpus(name="s", vocab=corpus.vocab, train=corpus.train, valid=corpus.valid[:valid],
+                   test=corpus.test, entropy=None, description="")
+    steps = []
+    with pytest.raises(DataError, match=pattern):
+        train("tiny", corpus=small, progress=False, log=_quiet, on_step=steps.append, **{**FAST, **overrides})
+    assert steps == []
+
+
+def test_disk_full_leaves_no_partial_file_and_a_clear_error(corpus, tmp_path, monkeypatch, capsys):
+    import errno
+    import os
+
+    import minilstm.training as tr
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("old\n")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(os, "fsync", full)
+        with pytest.raises(OSError, match="No space left"):
+            tr._write_text(path, "new\n" * 1000)
+    assert path.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["metrics.jsonl"]
+
+    # In a run: the message says what happened and that the last checkpoint is intact.
+    def no_space(*a, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "metrics.jsonl"))
+
+    monkeypatch.setattr(tr, "_write_metrics", no_space)
+    monkeypatch.setattr(tr, "load_corpus", lambda name, data_dir=None: corpus)
+    rc = cli.main(["train", "--no-compare", "--out", str(tmp_path / "run"), "--hidden", "8", "--epochs", "2",
+                   "--steps", "10", "--batch", "8", "--eval-batch", "4", "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1 and "No space left on device" in err[0] and "--resume" in err[0], err
+    assert load_checkpoint(tmp_path / "run" / "last.npz").meta["epoch"] == 2  # the epoch-1 checkpoint, whole
+
+
+@pytest.mark.parametrize("edit,pattern", [
+    (lambda meta: meta["progress"].pop("chunk"), "'progress' record should hold exactly"),
+    (lambda meta: meta["progress"].update(chunk=-3), "progress field 'chunk' = -3"),
+    (lambda meta: meta["progress"].update(nll=float("nan")), "progress field 'nll' = nan"),
+    (lambda meta: meta["history"].append({"epoch": 9}), "not a list of epoch records"),
+    (lambda meta: meta.update(rng=None), "lacks the dropout generator's state"),
+    (lambda meta: meta["rng"].update(bit_generator="Evil"), "unknown bit generator 'Evil'"),
+    (lambda meta: meta["progress"].update(epoch=40), "epoch 40 with 1 finished epoch"),
+])
+def test_resume_refuses_bad_progress_metadata(corpus, tmp_path, edit, pattern):
+    from minilstm.checkpoint import save_checkpoint
+
+    cfg = dict(FAST, dropout=0.3, epochs=2)
+    run = tmp_path / "run"
+    train("tiny", out_dir=run, corpus=corpus, progress=False, log=_quiet, **{**cfg, "epochs": 1})
+    ck = load_checkpoint(run / "last.npz")
+    meta = {k: v for k, v in ck.meta.items() if k not in ("format", "format_version", "param_shapes",
+                                                         "array_shapes")}
+    edit(meta)
+    save_checkpoint(run / "last.npz", ck.params, meta, ck.arrays)
+    before = (run / "last.npz").read_bytes()
+    with pytest.raises(CheckpointError, match=pattern):
+        train("tiny", out_dir=run, corpus=corpus, progress=False, log=_quiet, resume=True, **cfg)
+    assert (run / "last.npz").read_bytes() == before

@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -119,7 +118,15 @@ def _check_folder(folder: Path, what: str) -> Path:
     return folder
 
 
-def download_ptb(dest_dir, base_url=None, timeout: float = 30, sha256: dict | None = None) -> Path:
+# Limits of one file's download: the bytes a server may send (PTB's own files have known
+# sizes, PTB_BYTES; other files, e.g. in tests, get this cap), and the time it may take in
+# all (a socket timeout alone never ends a server that trickles one byte at a time).
+MAX_DOWNLOAD_BYTES = 16 << 20
+DOWNLOAD_DEADLINE_S = 300.0
+
+
+def download_ptb(dest_dir, base_url=None, timeout: float = 30, sha256: dict | None = None,
+                 max_bytes: int | None = None, deadline: float = DOWNLOAD_DEADLINE_S) -> Path:
     """Download the PTB files into ``dest_dir``, each checked before it is kept.
 
     base_url: one URL or a list, tried in order for each file (default: the
@@ -127,13 +134,21 @@ def download_ptb(dest_dir, base_url=None, timeout: float = 30, sha256: dict | No
               is appended to it.
     sha256:   ``{file name: expected hex sum}``, by default ``PTB_SHA256``;
               it also says which files to fetch (tests serve small fakes).
+    timeout:  seconds a connection or a single read may stall;
+    max_bytes: most bytes accepted per file (default: its known size, PTB_BYTES,
+              else MAX_DOWNLOAD_BYTES); a server sending more is cut off;
+    deadline: seconds one file's download may take in all.
 
-    Each file streams into a temporary file in ``dest_dir`` while its SHA-256
-    is computed; only a file whose sum matches is renamed to its final name,
-    with ``os.replace`` (atomic), so an interrupted or corrupted download can
-    never leave a damaged file under the final name. A file already present
-    with the right sum is kept. Returns ``dest_dir``.
+    pooch does the bookkeeping: each file streams into a temporary file in
+    ``dest_dir``, its SHA-256 is checked, and only a file whose sum matches is
+    moved to its final name (a failed or interrupted download leaves nothing
+    under the final name, and no temporary file). The transfer itself is ours
+    (``_LimitedDownload``): pooch's HTTP downloader has neither a size cap nor
+    an overall deadline. A file already present with the right sum is kept.
+    Returns ``dest_dir``.
     """
+    import pooch
+
     sums = PTB_SHA256 if sha256 is None else dict(sha256)
     if base_url is None:
         urls = [DEFAULT_BASE_URL, *FALLBACK_BASE_URLS]
@@ -144,56 +159,83 @@ def download_ptb(dest_dir, base_url=None, timeout: float = 30, sha256: dict | No
     if not urls:
         raise DataError("download_ptb: base_url is an empty list; give at least one URL")
     dest = Path(dest_dir).expanduser()
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create the download folder {dest}: {exc.strerror or exc}") from exc
 
     for name, expected in sums.items():
         final = dest / name
         if final.is_file() and _sha256_file(final) == expected:
             continue
         failures = []
+        cap = max_bytes if max_bytes is not None else PTB_BYTES.get(name, MAX_DOWNLOAD_BYTES)
         for base in urls:
             url = base.rstrip("/") + "/" + name
+            fetch = _LimitedDownload(cap, deadline, timeout)
             try:
-                _download_checked(url, final, expected, timeout)
+                pooch.retrieve(url, known_hash=f"sha256:{expected}", fname=name, path=dest, downloader=fetch,
+                               progressbar=False)
                 break
             except DataError as exc:
                 failures.append(str(exc))
+            except ValueError:  # pooch: the sum differs (the file was deleted, nothing kept)
+                failures.append(f"{url}: wrong SHA-256 for {name}: expected {expected}, got {fetch.sha256} "
+                                f"({fetch.size:,} bytes); the download is damaged or is not Mikolov's file, "
+                                "so it was deleted and not saved")
+            except OSError as exc:
+                failures.append(f"{url}: {exc.strerror or exc}")
         else:
             raise DataError(f"could not download {name}: " + " | ".join(failures))
     return dest
 
 
-def _download_checked(url: str, final: Path, expected: str, timeout: float) -> None:
-    """Fetch ``url`` into a temp file next to ``final``; keep it only if its sum is ``expected``."""
-    fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
+class _LimitedDownload:
+    """A pooch downloader (``downloader(url, output_file, pooch)``) with a size cap and a deadline.
+
+    Reads with ``read1`` (whatever one receive returns), so the deadline is checked between
+    receives even when a server sends one byte at a time; every failure is a DataError
+    naming the URL. Records the SHA-256 and size of what it wrote, for error messages.
+    """
+
+    def __init__(self, max_bytes: int, deadline: float, timeout: float):
+        self.max_bytes, self.deadline, self.timeout = int(max_bytes), float(deadline), float(timeout)
+        self.sha256, self.size = None, 0
+
+    def __call__(self, url, output_file, pooch_=None, check_only=False):
+        import time
+
+        start = time.monotonic()
         digest, size, announced = hashlib.sha256(), 0, None
-        with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as resp:
-                    announced = resp.headers.get("Content-Length")
-                    while block := resp.read(1 << 16):
-                        digest.update(block)
-                        out.write(block)
-                        size += len(block)
-            except urllib.error.HTTPError as exc:
-                raise DataError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
-            except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
-                # URLError: no network / unknown host; OSError: timeout, reset;
-                # HTTPException: the connection closed mid-file; ValueError: a malformed URL.
-                raise DataError(f"{url}: {getattr(exc, 'reason', exc)}") from exc
+        try:
+            with urllib.request.urlopen(url, timeout=min(self.timeout, self.deadline)) as resp, \
+                    open(output_file, "wb") as out:
+                announced = resp.headers.get("Content-Length")
+                if announced is not None and announced.isdigit() and int(announced) > self.max_bytes:
+                    raise DataError(f"{url}: the server announces {int(announced):,} bytes, more than the "
+                                    f"{self.max_bytes:,} expected; refused")
+                while block := resp.read1(1 << 16):
+                    size += len(block)
+                    if size > self.max_bytes:
+                        raise DataError(f"{url}: more than the {self.max_bytes:,} bytes expected; the download "
+                                        "was stopped and nothing was saved")
+                    if time.monotonic() - start > self.deadline:
+                        raise DataError(f"{url}: not complete after {self.deadline:g} s ({size:,} bytes so far); "
+                                        "the server is too slow or stalled, nothing was saved")
+                    digest.update(block)
+                    out.write(block)
+        except urllib.error.HTTPError as exc:
+            raise DataError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
+        except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
+            if isinstance(exc, DataError):
+                raise
+            # URLError: no network / unknown host; OSError: timeout, reset;
+            # HTTPException: the connection closed mid-file; ValueError: a malformed URL.
+            raise DataError(f"{url}: {getattr(exc, 'reason', exc)}") from exc
+        self.sha256, self.size = digest.hexdigest(), size
         if announced is not None and announced.isdigit() and int(announced) != size:
             raise DataError(f"{url}: download truncated, got {size:,} of {int(announced):,} bytes; "
-                            f"{final.name} was not saved")
-        actual = digest.hexdigest()
-        if actual != expected:
-            raise DataError(f"{url}: wrong SHA-256 for {final.name}: expected {expected}, got {actual} "
-                            f"({size:,} bytes); the download is damaged or is not Mikolov's file, "
-                            "so it was deleted and not saved")
-        os.replace(tmp, final)  # atomic: the final name only ever holds a verified file
-    finally:
-        tmp.unlink(missing_ok=True)  # no-op after a successful os.replace
+                            "nothing was saved")
 
 
 def _sha256_file(path: Path) -> str:

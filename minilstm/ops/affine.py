@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..backend import get_array_module
-from ..checks import check_float, check_shape
+from ..checks import check_all_finite, check_float, check_nonempty, check_shape
 
 
 @dataclass
@@ -36,6 +36,9 @@ def affine_forward(x, W, b, out=None):
         raise ValueError(f"x must have shape (..., D) with D = {D}, got {tuple(x.shape)}")
     check_float("b", b, like=W)
     check_shape("b", b, (M,), "(M,)")
+    check_nonempty("x", x, "(..., D)")
+    check_nonempty("W", W, "(D, M)")
+    check_all_finite({"x": x, "W": W, "b": b})
     shape = (*x.shape[:-1], M)
     if out is None:
         out = (x.reshape(-1, D) @ W).reshape(shape)
@@ -55,6 +58,8 @@ def affine_backward(dout, cache: AffineCache, dW_out=None):
     x, W = cache.x, cache.W
     D, M = W.shape
     check_shape("dout", dout, (*x.shape[:-1], M), "(..., M)")
+    check_float("dout", dout, like=W)
+    check_all_finite({"dout": dout})
     xp = get_array_module(dout)
     d2 = dout.reshape(-1, M)
     dx = (d2 @ W.T).reshape(x.shape)

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..backend import get_array_module
+from ..checks import check_all_finite, check_array, check_shape
 
 
 @dataclass
@@ -70,7 +71,10 @@ def dropout_forward(x, p, train=True, rng=None, mask=None):
     Returns (out, cache); cache.mask is the mask used (None in eval or p = 0),
     of x's shape (a per-sequence mask appears as its broadcast view).
     """
-    if train:  # a per-sequence (N, 1, H) mask becomes an (N, T, H) view, so the code below is unchanged
+    if train and mask is not None:  # a given mask must be usable: NaN in it would pass silently into x
+        check_array("mask", mask)
+        check_all_finite({"mask": mask})
+        # A per-sequence (N, 1, H) mask becomes an (N, T, H) view, so the code below is unchanged.
         mask = broadcast_over_time(mask, x.shape)
     ### BEGIN SOLUTION [dropout:operator] (hint: D is the identity (return x, DropoutCache(None)) when not
     ###     training, or when p is 0 and no mask is given. Otherwise use the given mask (ValueError if its
@@ -91,6 +95,8 @@ def dropout_forward(x, p, train=True, rng=None, mask=None):
 
 def dropout_backward(dout, cache: DropoutCache):
     """dx = dout * mask (the identity when no mask was used)."""
+    if cache.mask is not None:  # else a wrong shape could broadcast into a silently wrong gradient
+        check_shape("dout", dout, tuple(cache.mask.shape), "(the input's shape)")
     ### BEGIN SOLUTION [dropout:operator] (hint: out = x * mask, so the gradient is multiplied by the same
     ###     mask; identity when cache.mask is None)
     if cache.mask is None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..backend import get_array_module, scatter_add
-from ..checks import check_float, check_tokens
+from ..checks import check_all_finite, check_float, check_nonempty, check_shape, check_tokens
 
 
 @dataclass
@@ -33,7 +33,10 @@ def embedding_forward(tokens, W):
     check_float("W", W)
     if W.ndim != 2:
         raise ValueError(f"W must have shape (V, H), got {tuple(W.shape)}")
+    check_nonempty("W", W, "(V, H)")
     check_tokens("tokens", tokens, W.shape[0])
+    check_nonempty("tokens", tokens, "(N, T)")
+    check_all_finite({"W": W})
     return W[tokens], EmbeddingCache(tokens, tuple(W.shape))
 
 
@@ -65,8 +68,9 @@ def embedding_backward(dout, cache: EmbeddingCache, sparse=False):
     """Inputs dout (N, T, H).  Returns dW (V, H), or a RowSparseGrad when ``sparse``."""
     xp = get_array_module(dout)
     V, H = cache.W_shape
-    if tuple(dout.shape) != (*cache.tokens.shape, H):
-        raise ValueError(f"dout must have shape (N, T, H) = {(*cache.tokens.shape, H)}, got {tuple(dout.shape)}")
+    check_shape("dout", dout, (*cache.tokens.shape, H), "(N, T, H)")
+    check_float("dout", dout)
+    check_all_finite({"dout": dout})
     if sparse:
         # The same scatter-add, into U distinct rows instead of V: a (U, N*T)
         # one-hot matrix times dout (N*T, H) sums each word's contributions

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..backend import get_array_module
-from ..checks import check_finite, check_float, check_shape
+from ..checks import check_all_finite, check_finite, check_float, check_nonempty, check_shape
 from . import cuda_kernels
 from .dropout import broadcast_over_time
 
@@ -123,6 +123,7 @@ def _check_weights(Wx, Wh, b):
     check_shape("Wh", Wh, (H, 4 * H), "(H, 4H)")
     check_float("b", b, like=Wx)
     check_shape("b", b, (4 * H,), "(4H,)")
+    check_nonempty("Wx", Wx, "(D, 4H)")
     return D, H
 
 
@@ -160,11 +161,11 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
     check_float("x", x, like=Wx)
     N = x.shape[0] if x.ndim == 2 else None
     check_shape("x", x, (N, D), "(N, D)")
+    check_nonempty("x", x, "(N, D)")
     for name, arr in (("prev_h", prev_h), ("prev_c", prev_c)):
         check_float(name, arr, like=Wx)
         check_shape(name, arr, (N, H), "(N, H)")
-        check_finite(name, arr)
-    check_finite("x", x)
+    check_all_finite({"prev_h": prev_h, "prev_c": prev_c, "x": x, "Wx": Wx, "Wh": Wh, "b": b})
 
     ### BEGIN SOLUTION [lstm:step] (hint: a = x Wx + prev_h Wh + b is one (N, 4H) block; activate_gates_(a,
     ###     H, xp) squashes it in place; allocate next_c, tanh_c, next_h and let cell_forward fill them;
@@ -188,6 +189,9 @@ def lstm_step_backward(dnext_h, dnext_c, cache: LSTMStepCache):
     xp = get_array_module(dnext_h)
     check_shape("dnext_h", dnext_h, cache.prev_h.shape, "(N, H)")
     check_shape("dnext_c", dnext_c, cache.prev_c.shape, "(N, H)")
+    check_float("dnext_h", dnext_h, like=cache.prev_h)
+    check_float("dnext_c", dnext_c, like=cache.prev_c)
+    check_all_finite({"dnext_h": dnext_h, "dnext_c": dnext_c})
     ### BEGIN SOLUTION [lstm:step] (hint: cell_backward fills da (N, 4H), the gradient on the
     ###     pre-activations, and returns dprev_c; then a = x Wx + prev_h Wh + b is affine: dx = da Wx^T, dWx =
     ###     x^T da, the same for prev_h and Wh, db = da summed over the batch)
@@ -269,15 +273,17 @@ def lstm_forward(x, h0, Wx, Wh, b, c0=None, h_masks=None):
         check_shape("x", x, ("N", "T", D), "(N, T, D)")
     N, T = x.shape[:2]
     check_shape("x", x, (N, T, D), "(N, T, D)")
-    check_finite("x", x)
+    check_nonempty("x", x, "(N, T, D)")
     check_float("h0", h0, like=Wx)
     check_shape("h0", h0, (N, H), "(N, H)")
-    check_finite("h0", h0)
     if c0 is None:
         c0 = xp.zeros_like(h0)
     check_float("c0", c0, like=Wx)
     check_shape("c0", c0, (N, H), "(N, H)")
-    check_finite("c0", c0)
+    if h_masks is not None:
+        check_float("h_masks", h_masks, like=Wx)
+    # One host read for all of them (on a GPU each read waits for the device).
+    check_all_finite({"x": x, "h0": h0, "c0": c0, "Wx": Wx, "Wh": Wh, "b": b, "h_masks": h_masks})
     if h_masks is not None:
         h_masks = broadcast_over_time(h_masks, (N, T, H))  # (N, 1, H): the same mask at every step
         check_shape("h_masks", h_masks, (N, T, H), "(N, T, H) or (N, 1, H)")
@@ -323,6 +329,12 @@ def lstm_backward(dh, cache: LSTMCache, dh_final=None, dc_final=None):
     N, T, H = cache.h.shape
     D = cache.x.shape[2]
     check_shape("dh", dh, (N, T, H), "(N, T, H)")
+    check_float("dh", dh, like=cache.h)
+    for name, g in (("dh_final", dh_final), ("dc_final", dc_final)):
+        if g is not None:
+            check_float(name, g, like=cache.h)
+            check_shape(name, g, (N, H), "(N, H)")
+    check_all_finite({"dh": dh, "dh_final": dh_final, "dc_final": dc_final})
     ### BEGIN SOLUTION [lstm:sequence_backward] (hint: walk t from T-1 down to 0: h_t gets dh[:, t] plus the
     ###     gradient sent back by step t+1 (start from dh_final, dc_final or zeros); cell_backward gives da
     ###     for step t and the gradient on c_{t-1}; the gradient on h_{t-1} is da Wh^T (times h_masks[:, t] if

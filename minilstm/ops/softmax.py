@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..backend import get_array_module
-from ..checks import check_float, check_tokens
+from ..checks import ShapeError, check_float, check_nonempty, check_tokens
 from . import cuda_kernels
 
 
@@ -76,6 +76,7 @@ def softmax_cross_entropy_forward(scores, y, normalizer=None, overwrite_scores=F
     """
     xp = get_array_module(scores)
     check_float("scores", scores)
+    check_nonempty("scores", scores, "(N, T, V)")
     V = scores.shape[-1]
     check_tokens("y", y, V, shape=scores.shape[:-1], names="(scores.shape[:-1])")
     if normalizer is None:
@@ -99,6 +100,13 @@ def softmax_cross_entropy_backward(dloss, cache: SoftmaxCache, overwrite_cache=F
         raise RuntimeError("this softmax cache was already used by a backward pass that overwrote it; "
                            "run the forward pass again")
     xp = get_array_module(cache.probs)
+    # The loss is a scalar, so its upstream gradient is one number: an array would broadcast wrongly.
+    try:
+        finite = getattr(dloss, "ndim", 0) == 0 and bool(np.isfinite(float(dloss)))
+    except (TypeError, ValueError):
+        finite = False
+    if not finite:
+        raise ShapeError(f"dloss must be one finite number (the loss is a scalar), got {dloss!r}"[:200])
     scale = dloss / cache.normalizer
     if overwrite_cache:
         dscores, cache.probs = cache.probs, None
