@@ -191,7 +191,9 @@ CASES = [
     ("eval-batch-0", "eval {d}/good.npz --eval-batch 0", USAGE, "--eval-batch: must be at least 1"),
     ("eval-batch-big", "eval {d}/good.npz --eval-batch 1000 --split test", ERROR, "too few for 1000 evaluation"),
     ("eval-missing", "eval {d}/nothing.npz", ERROR, "no checkpoint file at"),
-    ("eval-folder", "eval {d}/run", ERROR, "is a folder; pass a checkpoint file"),
+    # A run folder stands for its checkpoint (best.npz, else last.npz): one without any is refused.
+    ("eval-folder", "eval {d}/empty", ERROR, "holds no checkpoint"),
+    ("sample-folder", "sample {d}/empty", ERROR, "holds no checkpoint"),
     ("eval-fifo", "eval {d}/fifo.npz", ERROR, "not a regular file"),
     ("eval-garbage", "eval {d}/garbage.npz", ERROR, "not an .npz archive"),
     ("eval-bomb", "eval {d}/bomb.npz", ERROR, "compressed or encrypted"),
