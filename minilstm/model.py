@@ -271,13 +271,12 @@ class LSTMLanguageModel:
             if train and self.uses_dropout and self.dropout_mode == "recurrent":
                 ### BEGIN SOLUTION [dropout:placement] (hint: recurrent mode only: h_masks (N, T, H) for
                 ###     h_{t-1} inside this layer, the one in masks["rec{layer}"] if given, else a fresh one
-                ###     drawn with rng (dropout_forward on an (N, T, H) array returns it in its cache); record
-                ###     it in used[name] and lstm_forward applies it)
+                ###     drawn with dropout_mask((N, T, H), p, rng, dtype); record it in used[name] and
+                ###     lstm_forward applies it)
                 name = f"rec{layer}"
                 h_masks = masks.get(name)
                 if h_masks is None:
-                    _, rc = dropout_forward(xp.empty((N, T, self.H), self.dtype), self.dropout, rng=rng)
-                    h_masks = rc.mask
+                    h_masks = dropout_mask((N, T, self.H), self.dropout, rng, self.dtype)
                 used[name] = h_masks
                 ### END SOLUTION
             elif train and self.uses_dropout and self.dropout_mode == "variational":
