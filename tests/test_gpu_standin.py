@@ -121,3 +121,18 @@ def test_cli_train_eval_sample_on_the_gpu_path(fake_gpu, corpus, tmp_path, capsy
     assert cli.main(["sample", ck, "--device", "gpu", "--length", "8", "--prime", corpus.vocab[5]]) == 0
     text = capsys.readouterr().out
     assert "average of 2 models" in text and "valid perplexity" in text
+
+
+@pytest.mark.parametrize("mode, tie", [("variational", False), ("zaremba", True), ("variational", True)])
+def test_new_modes_on_the_gpu_path_match_cpu(fake_gpu, corpus, tmp_path, mode, tie):
+    """Variational dropout's (N, 1, H) masks and the tied decoder (its dense + row-sparse gradient sum)
+    run on "device" arrays and follow the CPU path step for step."""
+    from minilstm.training import train
+
+    kw = dict(FAST, epochs=1, dropout_mode=mode, tie_weights=tie)
+    cpu = train("tiny", corpus=corpus, progress=False, log=_quiet, device="cpu", evaluate_test=False, **kw)
+    gpu = train("tiny", corpus=corpus, progress=False, log=_quiet, device="gpu", evaluate_test=False, **kw)
+    assert ("out.W" in cpu.model.params) is not tie
+    assert gpu.history[0]["valid_ppl"] == pytest.approx(cpu.history[0]["valid_ppl"], rel=1e-5)
+    for name, p in cpu.model.params.items():
+        np.testing.assert_allclose(gpu.model.params[name].get(), p, rtol=0, atol=1e-5, err_msg=name)
