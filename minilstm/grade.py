@@ -307,7 +307,7 @@ def run_child(work: Path, student: Path, key: str, inputs: dict, timeout: float,
     shutil.copytree(probe_dir, grader)
     (work / "job.json").write_text(json.dumps({
         "part": key, "sys_path": [str(pkg), str(grader), str(site_view)],
-        "memory_bytes": int(memory_mb) * 2**20, "forbidden": _forbidden_dirs()}))
+        "memory_bytes": int(memory_mb) * 2**20, "forbidden": _forbidden_dirs() + [str(grader.resolve())]}))
     log = work / "child.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-I", "-S", "-B", str(grader / "_minilstm_boot.py"), str(work)],
