@@ -215,21 +215,93 @@ def test_generation_is_deterministic(course, tmp_path):
     assert all((course / rel).read_bytes() == (again / rel).read_bytes() for rel in files)
 
 
-def test_refuses_a_non_empty_folder_without_force(tmp_path):
+def test_force_replaces_only_an_earlier_handout(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(assign.AssignError, match="not empty.*--force"):
         assign.write_student_version(tmp_path, ["lstm"])
+    with pytest.raises(assign.AssignError, match=f"refusing to empty {tmp_path}: it is not a handout"):
+        assign.write_student_version(tmp_path, ["lstm"], force=True)  # not written by assign: never emptied
     assert (tmp_path / "notes.txt").read_text() == "mine"
-    assign.write_student_version(tmp_path, ["lstm"], force=True)
-    assert not (tmp_path / "notes.txt").exists() and (tmp_path / "minilstm" / "__init__.py").exists()
+    out = tmp_path / "handout"
+    assign.write_student_version(out, ["lstm"])
+    (out / "stale.txt").write_text("from an earlier handout")
+    assign.write_student_version(out, ["dropout"], force=True)  # an earlier handout: replaced whole
+    assert not (out / "stale.txt").exists() and (out / assign.MARKER).is_file()
+    assert json.loads((out / "assignment.json").read_text())["assignments"] == ["dropout"]
     with pytest.raises(assign.AssignError, match="refusing"):
         assign.write_student_version(REPO, ["lstm"], force=True)
+
+
+def test_a_wheel_install_without_the_course_sources_stops_with_a_clear_error(tmp_path):
+    """A non-editable install has the package but not lessons/ or setup.cfg: assign says so, writes nothing."""
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    (site / "minilstm").symlink_to(REPO / "minilstm")
+    with pytest.raises(assign.AssignError, match="installed from a wheel.*--source"):
+        assign.write_student_version(tmp_path / "out", ["lstm"], source_root=site)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_leak_check_refuses_a_handout_that_repeats_a_solution(monkeypatch):
+    monkeypatch.setattr(assign, "DUPLICATE_FILES", {})  # bench.py's classroom LSTM would go out as it is
+    with pytest.raises(assign.AssignError, match=r"leak: minilstm/bench.py contains the solution of \[lstm:"):
+        assign.build(["lstm"])
+    monkeypatch.undo()
+    real = assign._render_duplicates
+    for rel, key in (("minilstm/training.py", "training:evaluate"),  # evaluate_ensemble: a template for evaluate
+                     ("lessons/05_dropout_placement.py", "training:loop")):  # its training loop by hand
+        monkeypatch.setattr(assign, "_render_duplicates", lambda text, path, stubbed, drop=False, rel=rel:
+                            real(text, path, set() if path == rel and not drop else stubbed, drop))
+        with pytest.raises(assign.AssignError, match=rf"leak: {rel[:-3]}.* contains the solution of \[{key}\]"):
+            assign.build(["training"])
+
+
+def test_files_that_repeat_solutions_are_stubbed(course):
+    for rel in ("minilstm/ops/cuda_kernels.py", "minilstm/bench.py"):
+        text = (course / rel).read_text()
+        assert "Not part of this handout" in text and "__global__" not in text and "def classroom" not in text, rel
+    training = (course / "minilstm/training.py").read_text()
+    assert "evaluate_ensemble is not part of this handout" in training
+    assert "take_along_axis" not in training
+    lesson5 = json.loads((course / "lessons/05_dropout_placement.ipynb").read_text())
+    assert "sgd_step_(model.params, grads, lr)" not in json.dumps(lesson5)
+
+
+def test_an_unfinished_part_is_one_line_in_jupyter_and_in_scripts(course):
+    code = ("from minilstm.ops import lstm\nimport numpy as np\nz = np.zeros((1, 1))\n"
+            "try:\n    lstm.cell_forward(np.zeros((1, 4)), z, z, z, z, np)\n"
+            "except NotImplementedError as exc:\n    print(exc._render_traceback_())\n")
+    env = {**os.environ, "PYTHONPATH": str(course), "PYTHONDONTWRITEBYTECODE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=course, env=env, capture_output=True, text=True,
+                         timeout=60)
+    (line,) = ast.literal_eval(out.stdout.strip())
+    assert line.startswith("Unfinished part [lstm:cell_forward] (see ASSIGNMENT.md): cell_forward: your code here")
+    script = course / "lessons" / "first_cells.py"  # a lesson's first cells as a script: one line, no traceback
+    script.write_text("import _lesson\nimport numpy as np\nimport minilstm as m\n"
+                      "m.lstm_step_forward(*(np.zeros(s) for s in [(1, 2), (1, 3), (1, 3), (2, 12), (3, 12), (12,)]))\n")
+    run = subprocess.run([sys.executable, str(script)], cwd=course / "lessons", env={**env, "MPLBACKEND": "Agg"},
+                         capture_output=True, text=True, timeout=60)
+    script.unlink()
+    assert run.returncode == 1 and run.stderr.strip().startswith("Unfinished part [lstm:step]"), run.stderr
+    assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_visible_tests_pass_on_a_solution_and_fail_on_the_stubs(course, tmp_path):
+    solved = tmp_path / "solved"
+    assign.write_student_version(solved, solved=list(PARTS))
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    for folder, want in ((solved, 0), (course, 1)):
+        run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=folder,
+                             env={**env, "PYTHONPATH": str(folder)}, capture_output=True, text=True, timeout=300)
+        assert run.returncode == want, run.stdout[-2000:]
+        if want:
+            assert " passed" not in run.stdout.strip().splitlines()[-1], run.stdout[-500:]  # every test fails
 
 
 def test_handout_contents(course):
     files = {p.relative_to(course).as_posix() for p in course.rglob("*") if p.is_file()}
     assert {"ASSIGNMENT.md", "assignment.json", "README.md", "setup.cfg", "tests/conftest.py",
-            "tests/assignment_helpers.py"} <= files
+            "tests/assignment_helpers.py", assign.MARKER} <= files
     assert {f"tests/test_{name}.py" for name in ASSIGNMENTS} <= files
     # hidden tests stay home; no marker or reference solution line survives
     assert not any("hidden" in f for f in files)

@@ -45,6 +45,28 @@ HERE = Path(__file__).resolve().parent
 VISIBLE_DIR = HERE / "visible"
 
 
+class Unfinished(NotImplementedError):
+    """Raised by a stub of a student version: the part it belongs to is not written yet.
+
+    A NotImplementedError (so ``except NotImplementedError`` and pytest treat it as before) whose
+    message starts with the function and its part, ``cell_forward: your code here
+    [lstm:cell_forward]. Hint: ...``. Jupyter (IPython) shows it as that one line instead of a
+    traceback into the stub (``_render_traceback_``); the lessons do the same for scripts.
+    """
+
+    @property
+    def part(self):
+        import re
+        m = re.search(r"\[([\w-]+:[\w-]+)\]", str(self))
+        return m.group(1) if m else None
+
+    def one_line(self):
+        return f"Unfinished part [{self.part}] (see ASSIGNMENT.md): {self}"
+
+    def _render_traceback_(self):
+        return [self.one_line()]
+
+
 @dataclass(frozen=True)
 class Group:
     """A group of checks within a part: earns ``points`` when all of its checks pass."""
