@@ -81,8 +81,12 @@ def compare(function, what, got, want, tol=None, dtype=None):
             f"yours {got64[at]:+.6e}, expected {want64[at]:+.6e}")
 
 
-def shape_note(arrays, names):
-    return ", ".join(f"{n}={v}" for n, v in zip(names, arrays))
+def _detail(msg, name):
+    """'largest difference ... at ...: yours ..., expected ...' of a compare() message, led by the value's name."""
+    rest = msg.split(": ", 1)[1]
+    if rest.startswith("wrong ") and ": " in rest:
+        rest = rest.split(": ", 1)[1]
+    return f"{name}: {rest}" if not rest.startswith(name) else rest
 
 
 CHECKS = {}
@@ -141,7 +145,7 @@ def _(ctx):
             continue
         N, H = ctx.inputs[case]["prev_c"].shape
         got, ref = ctx.theirs[case], ctx.ref[case]
-        wrong, worst = [], None
+        wrong, worst, worst_name = [], None, None
         pieces = [(g, ("dgates", slice(k * H, (k + 1) * H))) for k, g in enumerate(GATES)] + [("dprev_c", ("dprev_c", None))]
         for name, (field, cols) in pieces:
             mine, want = got.get(field), ref[field]
@@ -152,10 +156,9 @@ def _(ctx):
             msg = compare("cell_backward", f"gradient {name}", mine, want)
             if msg:
                 wrong.append(name)
-                worst = worst or msg
+                worst, worst_name = worst or msg, worst_name or name
         if wrong:
-            ctx.say(f"cell_backward: wrong gradient {', '.join(wrong)} (N={N}, H={H}); "
-                    + worst.split(": ", 1)[1])
+            ctx.say(f"cell_backward: wrong gradient {', '.join(wrong)} (N={N}, H={H}); " + _detail(worst, worst_name))
 
 
 @check("lstm:cell_backward", "inputs")
@@ -183,9 +186,9 @@ def _grads(ctx, function, case, names, note="", dtype=None):
         msg = compare(function, name, ctx.theirs[case].get(name), ctx.ref[case][name], dtype=dtype)
         if msg:
             wrong.append(name)
-            worst = worst or msg
+            worst = worst or (msg, name)
     if wrong:
-        ctx.say(f"{function}: wrong gradient {', '.join(wrong)}{note}; " + worst.split(": ", 1)[1])
+        ctx.say(f"{function}: wrong gradient {', '.join(wrong)}{note}; " + _detail(*worst))
     return not wrong
 
 
@@ -371,7 +374,7 @@ def _placement(ctx, cases):
             worst = compare("LSTMLanguageModel.backward", f"gradient {wrong[-1]}", got.get(f"grad.{wrong[-1]}"),
                             ref[f"grad.{wrong[-1]}"])
             ctx.say(f"LSTMLanguageModel.backward: wrong gradient {', '.join(wrong)} ({what}); "
-                    + worst.split(": ", 1)[1] + ". Go back through every D the forward applied, with its mask")
+                    + _detail(worst, wrong[-1]) + ". Go back through every D the forward applied, with its mask")
 
 
 @check("dropout:placement", "zaremba")
