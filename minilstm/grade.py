@@ -232,12 +232,38 @@ def _module_file(spec):
     return spec.split(":", 1)[0].replace(".", "/") + ".py"
 
 
+# The reference's code of every part's functions, as patches to append: made once, in the main thread
+# (ast.parse in the grading threads can fail on CPython 3.11, "AST constructor recursion depth mismatch",
+# when the recursion limit changed since the thread started).
+_PATCHES = {}
+
+
+def reference_patches() -> dict:
+    """{(module file, qualname): code appended to a student's module to rebind it to the reference}."""
+    if not _PATCHES:
+        made = {}
+        for a in ASSIGNMENTS.values():
+            for p in a.parts:
+                for spec in p.functions:
+                    rel, qualname = _module_file(spec), spec.split(":", 1)[1]
+                    made[(rel, qualname)] = _reference_patch(
+                        (PACKAGE_DIR.parent / rel).read_text(encoding="utf-8"), qualname)
+        _PATCHES.update(made)
+    return _PATCHES
+
+
 def assemble(student: Path, dest: Path, graded_key: str) -> None:
     """Copy the student's ``minilstm/`` to ``dest/minilstm`` with every other part's functions
     rebound to the reference. A file that does not parse and holds none of the graded part's
-    functions is taken whole from the reference (one syntax error costs that file's parts)."""
+    functions is taken whole from the reference (one syntax error costs that file's parts).
+    Symbolic links, caches and hidden files are not copied."""
+    _assemble(student, dest, graded_key, reference_patches())
+
+
+def _assemble(student: Path, dest: Path, graded_key: str, reference: dict) -> None:
     def ignore(folder, names):
-        return {n for n in names if n == "__pycache__" or n.endswith((".pyc", ".pyo")) or n.startswith(".")}
+        return {n for n in names if n == "__pycache__" or n.endswith((".pyc", ".pyo")) or n.startswith(".")
+                or os.path.islink(os.path.join(folder, n))}
 
     shutil.copytree(student / "minilstm", dest / "minilstm", ignore=ignore, symlinks=False)
     graded_files = {_module_file(s) for a in ASSIGNMENTS.values() for p in a.parts
@@ -253,14 +279,14 @@ def assemble(student: Path, dest: Path, graded_key: str) -> None:
         target, ref_text = dest / rel, (PACKAGE_DIR.parent / rel).read_text(encoding="utf-8")
         try:
             text = target.read_text(encoding="utf-8")
-            ast.parse(text)
+            compile(text, rel, "exec", dont_inherit=True)  # a syntax check without building AST objects
         except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
             if rel in graded_files:
                 continue  # the child's import reports the error under the graded part
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(ref_text, encoding="utf-8")
             continue
-        text += "".join(_reference_patch(ref_text, q) for q in qualnames)
+        text += "".join(reference[(rel, q)] for q in qualnames)
         target.write_text(text, encoding="utf-8")
 
 
@@ -301,7 +327,11 @@ def run_child(work: Path, student: Path, key: str, inputs: dict, timeout: float,
     work.mkdir(parents=True)
     pkg, home = work / "pkg", work / "home"
     home.mkdir()
-    assemble(student, pkg, key)
+    try:
+        assemble(student, pkg, key)
+    except (OSError, ValueError, RecursionError, shutil.Error) as exc:
+        return None, f"the submission's minilstm/ could not be copied ({type(exc).__name__}: {exc}"[:300] + \
+            "); this part scores 0"
     np.savez(work / "inputs.npz", **inputs)
     grader = work / "grader"  # the probe and bootstrap: a copy per child, so no child can spoil another's
     shutil.copytree(probe_dir, grader)
@@ -476,6 +506,7 @@ def grade_many(student_dirs, assignments=None, timeout: float = DEFAULT_TIMEOUT,
             for p in a.parts:
                 if part_key(a, p) not in given:
                     tasks.append((s, a, p))
+    reference_patches()  # in this thread, before the pool starts
     started = {s: time.monotonic() for s in plans}
     results = {}
     with tempfile.TemporaryDirectory(prefix="minilstm-grade-") as scratch:
