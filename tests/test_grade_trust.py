@@ -278,6 +278,8 @@ def test_a_lingering_process_neither_holds_grading_nor_survives(graded):
     assert scores(report)["lstm:sequence_forward"] == PARTS["lstm:sequence_forward"].points
     # only the endless loop waited for its limit: everything else was done well within it
     assert graded["seconds"] < 4 * PART_TIMEOUT + 30, graded["seconds"]
+    if not Path("/proc").is_dir():
+        return  # no /proc to look in (macOS): the time bound above is the check
     leftovers = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p) == "sleep\x00300\x00"]
     assert not leftovers, "the student's lingering process survived grading"
 
