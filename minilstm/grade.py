@@ -50,6 +50,7 @@ import sysconfig
 import tempfile
 import textwrap
 import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -359,8 +360,9 @@ def run_child(work: Path, student: Path, key: str, inputs: dict, timeout: float,
     if reason is not None:
         return None, reason
     try:
-        if result.stat().st_size > MAX_OUTPUT_BYTES:
-            raise ValueError("too large")
+        with zipfile.ZipFile(result) as z:  # a small file may unpack to gigabytes: look before loading
+            if result.stat().st_size > MAX_OUTPUT_BYTES or sum(i.file_size for i in z.infolist()) > MAX_OUTPUT_BYTES:
+                raise ValueError("too large")
         with np.load(result, allow_pickle=False) as data:
             outputs = {str(k): data[k] for k in data.files}
     except Exception as exc:  # noqa: BLE001 - whatever the file holds, it is only data

@@ -4,7 +4,8 @@ Each forgery below is a few lines in a fresh handout (honestly 0 points) that
 forged full marks from the grader that ran the student's code inside its own
 pytest process; each targets that grader and the current one. Each broken
 part is one function of an otherwise complete solution that loops forever,
-ends the process, crashes it, exhausts its memory or leaves a process behind.
+ends the process, crashes it, exhausts its memory, returns a zip bomb or
+leaves a process behind.
 All submissions are graded in one run (two children at a time, 8 s per part),
 so the whole module costs about as much as grading a few students.
 
@@ -177,6 +178,11 @@ BROKEN = [  # (part, file, line in the reference, what goes before it)
      "    import os, signal; os.kill(os.getpid(), signal.SIGSEGV)\n"),
     ("lstm:cell_forward", "minilstm/ops/lstm.py", "    xp.multiply(f, prev_c, out=next_c)\n",
      "    hog = bytearray(3 * 2**30)  # beyond the memory cap\n"),
+    ("lstm:step", "minilstm/ops/lstm.py",
+     "    gates = x @ Wx + prev_h @ Wh + b  # (N, 4H): all four gates in one block\n",
+     "    import atexit, os  # at exit, replace the results by 128 MiB of zeros packed into a small file\n"
+     "    atexit.register(lambda: np.savez_compressed(os.path.join(os.path.dirname(os.getcwd()), 'outputs.npz'),\n"
+     "                                                bomb=np.zeros(2**24)))\n"),
 ]
 LINGER = ("lstm:sequence_forward", "minilstm/ops/lstm.py",
           "    gates = (x.reshape(N * T, D) @ Wx).reshape(N, T, 4 * H)  # (N, T, 4H)\n",
@@ -268,6 +274,7 @@ def test_each_broken_part_costs_only_that_part(graded):
     assert "ended without returning results" in reasons["training:evaluate"]
     assert "signal 11" in reasons["dropout:operator"]
     assert "MemoryError" in reasons["lstm:cell_forward"]
+    assert "could not be read" in reasons["lstm:step"]
     for key in lost:  # one line each
         assert "\n" not in reasons[key], reasons[key]
 
