@@ -55,6 +55,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .assignments import ASSIGNMENTS, HERE as ASSIGNMENTS_DIR, part_key, select
+from .assignments import Group as _Group
 from .assignments import checks as _checks
 from .assignments import probes as _probes
 
@@ -110,7 +111,41 @@ def load_instructor(folder) -> dict:
     for name in cfg.get("assignments") or ():
         if name not in ASSIGNMENTS:
             raise GradeError(f"{path}: unknown assignment {name!r}")
-    return {"assignments": cfg.get("assignments"), "solved": cfg.get("solved"), "points": points}
+    return {"assignments": cfg.get("assignments"), "solved": cfg.get("solved"), "points": points,
+            "extra": _extra_checks(Path(folder), parts)}
+
+
+def _extra_checks(folder: Path, parts: dict) -> dict:
+    """Extra groups from ``FOLDER/checks.py`` (the instructor's code, run here, never in a child).
+
+    It defines ``EXTRA_GROUPS = {"lstm:cell_forward": [(name, points, title, check), ...]}``, where
+    ``check(ctx)`` sees the same fresh inputs, reference answers and returned values as the
+    package's checks (``minilstm/assignments/checks.py``: ``ctx.inputs/ref/theirs[case][field]``,
+    ``ctx.close``, ``ctx.say``) and says what is wrong; no message: the group passes.
+    """
+    path = folder / "checks.py"
+    if not path.is_file():
+        return {}
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("minilstm_instructor_checks", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - the instructor's file: say where it broke
+        raise GradeError(f"{path} failed to load: {type(exc).__name__}: {exc}") from None
+    extra = getattr(module, "EXTRA_GROUPS", None)
+    if not isinstance(extra, dict):
+        raise GradeError(f"{path} must define EXTRA_GROUPS = {{'assignment:part': [(name, points, title, check)]}}")
+    out = {}
+    for key, groups in extra.items():
+        if key not in parts:
+            raise GradeError(f"{path}: unknown part {key!r} in EXTRA_GROUPS; parts: {', '.join(parts)}")
+        names = {g.name for g in parts[key].groups}
+        for name, pts, title, fn in groups:
+            if name in names or not callable(fn):
+                raise GradeError(f"{path}: extra group {key}/{name} needs a new name and a check function")
+            out.setdefault(key, []).append((str(name), pts, str(title), fn))
+    return out
 
 
 def _spread(total, groups):
@@ -373,7 +408,7 @@ def run_child(work: Path, student: Path, key: str, inputs: dict, timeout: float,
 
 
 def grade_part(student: Path, a, p, work: Path, timeout: float, memory_mb: int, site_view: Path,
-               probe_dir: Path, points: dict | None = None) -> dict:
+               probe_dir: Path, points: dict | None = None, extra=()) -> dict:
     """Grade one part: fresh inputs, the reference here, the student's code in a child, verdicts here."""
     import numpy as np
     key = part_key(a, p)
@@ -388,18 +423,27 @@ def grade_part(student: Path, a, p, work: Path, timeout: float, memory_mb: int, 
     outputs, reason = run_child(work, student, key, inputs, timeout, memory_mb, site_view, probe_dir)
     group_points = {g.name: g.points for g in p.groups}
     group_points.update(points or {})
+    all_groups = list(p.groups) + [_Group(name, pts, title) for name, pts, title, _ in extra]
+    group_points.update({name: pts for name, pts, _, _ in extra})
+    extra_fns = {name: fn for name, _, _, fn in extra}
     if outputs is None:
-        verdicts = {g.name: [reason] for g in p.groups}
+        verdicts = {g.name: [reason] for g in all_groups}
     else:
         verdicts = {}
-        for g in p.groups:
+        for g in all_groups:
             try:
-                verdicts[g.name] = _checks.judge_group(key, g.name, inputs, ref, outputs)
+                if g.name in extra_fns:
+                    split = _probes._split
+                    ctx = _checks.Ctx(split(inputs), split(ref), split(outputs))
+                    extra_fns[g.name](ctx)
+                    verdicts[g.name] = ctx.messages
+                else:
+                    verdicts[g.name] = _checks.judge_group(key, g.name, inputs, ref, outputs)
             except Exception as exc:  # noqa: BLE001 - malformed values returned: this group fails
                 verdicts[g.name] = [f"{', '.join(p.function_names())}: the values returned could not be checked "
                                     f"({type(exc).__name__}: {exc})"]
     groups = []
-    for g in p.groups:
+    for g in all_groups:
         msgs = verdicts[g.name]
         groups.append({"name": g.name, "title": g.title, "points": group_points[g.name],
                        "score": 0 if msgs else group_points[g.name], "passed": not msgs, "messages": msgs})
@@ -518,8 +562,9 @@ def grade_many(student_dirs, assignments=None, timeout: float = DEFAULT_TIMEOUT,
         def work(index_task):
             k, (s, a, p) = index_task
             pts = (cfg or {}).get("points", {}).get(part_key(a, p))
+            extra = (cfg or {}).get("extra", {}).get(part_key(a, p), ())
             return (s, part_key(a, p)), grade_part(s, a, p, root / f"job{k}", timeout, memory_mb,
-                                                   shared.site_view, shared.probe_dir, pts)
+                                                   shared.site_view, shared.probe_dir, pts, extra)
 
         with ThreadPoolExecutor(max_workers=max(1, int(jobs))) as pool:
             for (s, key), part in pool.map(work, enumerate(tasks)):
