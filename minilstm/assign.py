@@ -27,12 +27,16 @@ indented like the marker. Regions of other assignments keep their code (only
 the marker lines go), so every handout is a complete, importable package
 with a few holes. Docstrings and shape comments outside the regions stay.
 
-The student version (``OUT_DIR``) holds: the package ``minilstm/`` (without the
-hidden tests), the lessons as notebooks ``lessons/*.ipynb`` (percent-format
-scripts converted here, no Jupyter needed), the visible tests in ``tests/``,
-``ASSIGNMENT.md`` (what to do, for how many points) and ``assignment.json``
-(which assignment this is, read by ``minilstm grade``), plus README, LICENSE
-and the packaging files so ``pip install -e .`` works.
+The student version (``OUT_DIR``) holds: the package ``minilstm/`` (files and
+``### BEGIN DUPLICATE`` blocks that would repeat a handed-out solution become
+stubs), the lessons as notebooks ``lessons/*.ipynb`` (percent-format scripts
+converted here, no Jupyter needed), the visible tests in ``tests/``,
+``ASSIGNMENT.md`` (what to do, for how many points), ``assignment.json``
+(which assignment this is, read by ``minilstm grade``), the marker
+``.minilstm-handout`` (``--force`` replaces only such a folder), plus README,
+LICENSE and the packaging files so ``pip install -e .`` works. Before writing
+anything, a leak check refuses a handout in which a handed-out region's code
+appears anywhere in it (``check_leaks``).
 
 It is generated, never edited by hand: the same source gives byte-identical
 files (sorted walks, no timestamps, notebooks without execution counts).
@@ -783,4 +787,5 @@ def add_cli(subparsers) -> None:
 
 
 __all__ = ["Region", "AssignError", "find_regions", "render", "stub_lines", "percent_to_notebook",
-           "collect_regions", "check_regions", "build", "write_student_version", "add_cli"]
+           "collect_regions", "check_regions", "check_leaks", "build", "write_student_version", "add_cli",
+           "DUPLICATE_FILES", "MARKER"]

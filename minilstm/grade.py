@@ -739,7 +739,8 @@ def add_grade_parser(subparsers) -> None:
     g.add_argument("--assignment", action="append", choices=list(ASSIGNMENTS), metavar="NAME",
                    help="assignment to grade (default: --instructor's, else the handout's assignment.json, else all)")
     g.add_argument("--instructor", metavar="DIR",
-                   help=f"folder with {INSTRUCTOR_CONFIG}: points per part or group, assignments, parts given solved")
+                   help=f"folder with {INSTRUCTOR_CONFIG} (points per part or group, assignments, parts given "
+                        "solved) and optionally checks.py (extra groups of checks)")
     g.add_argument("--solved", action="append", metavar="PART",
                    help="a part handed out solved (assignment:part), not scored; repeatable")
     g.add_argument("-j", "--jobs", type=int, default=1, help="parts graded in parallel (default 1)")
