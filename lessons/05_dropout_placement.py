@@ -301,6 +301,7 @@ def train_memory(pin_forget, seed=0, lr=0.5, max_norm=1.0, batch=32):
     losses = []
     for _ in range(steps):
         tok, tgt = memory_batch(r, batch, T_mem)
+        ### BEGIN DUPLICATE [training:loop]
         loss, cache, _ = model.forward(tok, tgt)
         grads = model.backward(cache)
         if pin_forget:                                # keep f shut: no update to its weights
@@ -309,6 +310,7 @@ def train_memory(pin_forget, seed=0, lr=0.5, max_norm=1.0, batch=32):
             grads["lstm1.Wh"][:, f_cols] = 0.0
         clip_global_norm_(grads, max_norm)
         sgd_step_(model.params, grads, lr)
+        ### END DUPLICATE
         losses.append(loss / T_mem)
     return model, np.array(losses)
 

@@ -6,6 +6,8 @@
   display and we are not inside Jupyter, so every lesson runs headless;
 * ``QUICK``: True when ``MINILSTM_LESSON_QUICK=1``, which shrinks every lesson
   to a few seconds (the test suite runs them that way);
+* a cell (or script) that calls a part a student has not written yet stops
+  with one line naming the part, not a traceback into the stub;
 * ``save(fig, name)``: writes ``lessons/out/<name>.png`` (or into
   ``$MINILSTM_LESSON_OUT``) and shows the figure only where it can be shown.
 """
@@ -25,6 +27,19 @@ try:  # the package installed (pip install -e .) or on PYTHONPATH
     import minilstm  # noqa: F401
 except ImportError:  # a plain checkout: use the copy next to the lessons
     sys.path.insert(0, str(REPO))
+
+
+
+def _one_line_for_unfinished_parts(kind, exc, tb, _default=sys.excepthook):
+    """Run as a script on a student version, a lesson that needs an unfinished part stops with one line
+    naming the part (Jupyter does the same through Unfinished._render_traceback_)."""
+    if hasattr(exc, "_render_traceback_") and isinstance(exc, NotImplementedError):
+        print("\n".join(exc._render_traceback_()), file=sys.stderr)
+        return
+    _default(kind, exc, tb)
+
+
+sys.excepthook = _one_line_for_unfinished_parts
 
 QUICK = os.environ.get("MINILSTM_LESSON_QUICK", "").strip().lower() not in ("", "0", "false", "no")
 

@@ -27,12 +27,16 @@ indented like the marker. Regions of other assignments keep their code (only
 the marker lines go), so every handout is a complete, importable package
 with a few holes. Docstrings and shape comments outside the regions stay.
 
-The student version (``OUT_DIR``) holds: the package ``minilstm/`` (without the
-hidden tests), the lessons as notebooks ``lessons/*.ipynb`` (percent-format
-scripts converted here, no Jupyter needed), the visible tests in ``tests/``,
-``ASSIGNMENT.md`` (what to do, for how many points) and ``assignment.json``
-(which assignment this is, read by ``minilstm grade``), plus README, LICENSE
-and the packaging files so ``pip install -e .`` works.
+The student version (``OUT_DIR``) holds: the package ``minilstm/`` (files and
+``### BEGIN DUPLICATE`` blocks that would repeat a handed-out solution become
+stubs), the lessons as notebooks ``lessons/*.ipynb`` (percent-format scripts
+converted here, no Jupyter needed), the visible tests in ``tests/``,
+``ASSIGNMENT.md`` (what to do, for how many points), ``assignment.json``
+(which assignment this is, read by ``minilstm grade``), the marker
+``.minilstm-handout`` (``--force`` replaces only such a folder), plus README,
+LICENSE and the packaging files so ``pip install -e .`` works. Before writing
+anything, a leak check refuses a handout in which a handed-out region's code
+appears anywhere in it (``check_leaks``).
 
 It is generated, never edited by hand: the same source gives byte-identical
 files (sorted walks, no timestamps, notebooks without execution counts).
@@ -62,6 +66,23 @@ ROOT_FILES = ("README.md", "LICENSE", "pyproject.toml", "setup.cfg")
 SKIP_NAMES = {"INSTRUCTORS.md", "__pycache__", ".ipynb_checkpoints", ".pytest_cache", ".hypothesis"}
 SKIP_SUFFIXES = (".pyc", ".pyo")
 LESSON_OUTPUTS = "out"  # lessons/out/: figures the lessons write when run (git-ignored, not source)
+
+# Files that only repeat solutions in another form: replaced by a stub module when any of these parts is
+# handed out (the fused CUDA kernels spell out the cell; bench's classroom baseline is a whole LSTM with
+# BPTT and its train_fns the training step).
+LSTM_CELL = {"lstm:cell_forward", "lstm:cell_backward"}
+DUPLICATE_FILES = {
+    "minilstm/ops/cuda_kernels.py": LSTM_CELL,
+    "minilstm/bench.py": LSTM_CELL | {"lstm:step", "lstm:sequence_forward", "lstm:sequence_backward",
+                                      "training:loop", "training:evaluate"},
+}
+# Code elsewhere that repeats a part (evaluate_ensemble is evaluate for K models) sits between
+# ``### BEGIN DUPLICATE [assignment:part]`` and ``### END DUPLICATE``: a stub while that part is handed out.
+DUP_BEGIN_RE = re.compile(r"^(?P<indent>[ \t]*)### BEGIN DUPLICATE \[(?P<key>[\w-]+:[\w-]+)\]"
+                          r"(?:\s*\(instead: (?P<instead>.*)\))?\s*$")
+DUP_END_RE = re.compile(r"^[ \t]*### END DUPLICATE\s*$")
+MARKER = ".minilstm-handout"  # written into every handout; --force empties only a folder that has it
+LEAK_MIN_CHARS = 16  # a normalised line of a region this long must not appear anywhere else in the handout
 
 BEGIN_RE = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION\b(?P<rest>.*)$")
 END_RE = re.compile(r"^[ \t]*### END SOLUTION\s*$")
@@ -239,10 +260,61 @@ def stub_lines(region: Region) -> list:
     chunks = textwrap.wrap(message, STUB_WIDTH, break_long_words=False, break_on_hyphens=False,
                            drop_whitespace=False)
     ind = region.indent
-    out = [f"{ind}# YOUR CODE HERE [{region.key}]", f"{ind}raise NotImplementedError("]
+    # Unfinished is a NotImplementedError that Jupyter shows as one line naming the part (not a traceback)
+    out = [f"{ind}# YOUR CODE HERE [{region.key}]", f"{ind}from minilstm.assignments import Unfinished",
+           f"{ind}raise Unfinished("]
     out += [f"{ind}    {_literal(chunk)}" for chunk in chunks]
     out[-1] += ")"
     return out
+
+
+def _render_duplicates(text: str, path: str, stubbed: set, drop: bool = False) -> str:
+    """Replace ``### BEGIN DUPLICATE [key]`` blocks by a stub when ``key`` is handed out ("*": any key),
+    or by nothing (``drop``); drop the markers. ``(instead: code)`` after the tag replaces the
+    block by that one line (e.g. a call of the student's function) rather than a stub."""
+    if "### BEGIN DUPLICATE" not in text:
+        return text
+    lines, out, i = text.splitlines(), [], 0
+    spans = _enclosing_functions(text)
+    while i < len(lines):
+        m = DUP_BEGIN_RE.match(lines[i])
+        if not m:
+            if DUP_END_RE.match(lines[i]):
+                raise AssignError(f"{path}:{i + 1}: '### END DUPLICATE' without a BEGIN")
+            out.append(lines[i])
+            i += 1
+            continue
+        end = next((k for k in range(i + 1, len(lines)) if DUP_END_RE.match(lines[k])), None)
+        if end is None:
+            raise AssignError(f"{path}:{i + 1}: '### BEGIN DUPLICATE' without '### END DUPLICATE'")
+        key, ind = m.group("key"), m.group("indent")
+        if drop:
+            pass
+        elif m.group("instead") and (key in stubbed or "*" in stubbed):
+            out.append(ind + m.group("instead"))
+        elif key in stubbed or "*" in stubbed:
+            inside = [name for first, last, name in spans if first <= i <= last]
+            who = inside[-1] if inside else path
+            out += [f"{ind}raise NotImplementedError(",
+                    f"{ind}    {_literal(f'{who} is not part of this handout: it would give away [{key}]')})"]
+        else:
+            out += lines[i + 1:end]
+        i = end + 1
+    return "\n".join(out) + ("\n" if text.endswith("\n") else "")
+
+
+def _duplicate_stub(rel: str, keys: set) -> str:
+    """A module standing in for a file that would give away the parts ``keys``."""
+    parts = ", ".join(sorted(keys))
+    return (f'"""Not part of this handout: the full {rel} repeats the solution of {parts}.\n\n'
+            'It comes back with the next handout (or the course\'s reference package). Everything in the\n'
+            'assignment runs on NumPy without it.\n"""\n\n\n'
+            'def __getattr__(name):\n'
+            f'    raise NotImplementedError(f"{rel}: {{name}} is not part of this handout (it would give away '
+            f'{parts}); run on the CPU (NumPy)")\n\n\n'
+            'def main(argv=None):\n'
+            f'    print("{rel} is not part of this handout (it would give away {parts})")\n'
+            '    return 2\n')
 
 
 def render(text: str, path: str, stub) -> str:
@@ -345,10 +417,14 @@ def _check_out_dir(out: Path, force: bool, source_root: Path) -> None:
     if not any(out.iterdir()):
         return
     if not force:
-        raise AssignError(f"{out} is not empty; choose a new folder, or pass --force to replace its contents")
+        raise AssignError(f"{out} is not empty; choose a new folder, or pass --force to replace an earlier "
+                          "handout written there")
     src = source_root.resolve()
     if out == src or out in src.parents or (out / ".git").exists():
         raise AssignError(f"refusing to empty {out}: it holds the reference source or a git repository")
+    if not (out / MARKER).is_file():
+        raise AssignError(f"refusing to empty {out}: it is not a handout written by minilstm assign (no {MARKER} "
+                          "in it); --force only replaces an earlier handout. Choose a new folder")
 
 
 def _readme(assignments: list, solved: set) -> str:
@@ -378,12 +454,16 @@ def _readme(assignments: list, solved: set) -> str:
         "`minilstm gradcheck` compares your backward passes with finite differences; the lessons in "
         "`lessons/` are notebooks (`pip install jupyter`, then `jupyter notebook lessons`).", "",
         "## How it is graded", "",
-        "Each part earns its points when all of its tests pass: the visible tests in `tests/` plus hidden "
-        "ones with other shapes and edge cases. Each part is graded on its own: while a part's tests run, the "
-        "functions of the other parts are replaced by the course's reference versions, so a bug in one part "
-        "costs that part's points only (on your machine, the visible tests use your code throughout, so a "
-        "part may fail there because an earlier one is not done yet). The grade report names the function and, "
-        "for a gradient, which one is wrong and by how much.", "",
+        "The grader calls your functions on inputs it draws fresh for every grading run and compares what they "
+        "return with the course's reference; each part is made of groups of checks, and each group earns its "
+        "points when all of its checks pass. Each part is graded on its own, in its own process: the functions "
+        "of the other parts are the reference's there, so a bug in one part costs that part's points only, and "
+        "a part that crashes, loops forever or runs out of memory scores 0 without harming the others. The "
+        "visible tests in `tests/` check the same things on fixed inputs (on your machine they use your code "
+        "throughout, so a part may fail there because an earlier one is not done yet). The grade report names "
+        "the function and, for a gradient, which one is wrong and by how much.", "",
+        "Working in a virtual environment inside this folder (`.venv`, as above) is fine: only `minilstm/` is "
+        "graded.", "",
     ]
     return "\n".join(out)
 
@@ -407,18 +487,22 @@ def build(assignments=None, solved=(), source_root: Path | str = SOURCE_ROOT) ->
         except ValueError as exc:
             raise AssignError(f"--solved {key}: {exc}") from None
 
+    _check_sources(source_root)
     regions = collect_regions(source_root)
     check_regions(regions, chosen)
 
     def stub(region):
         return region.assignment in names and region.key not in solved
 
+    stubbed_keys = {r.key for r in regions if stub(r)}
     files = {}
     package = source_root / "minilstm"
-    for path in _walk(package, skip_dirs=[package / "assignments" / "hidden"]):  # hidden tests stay home
+    for path in _walk(package):
         rel = path.relative_to(source_root).as_posix()
-        if path.suffix == ".py":
-            text = render(path.read_text(encoding="utf-8"), rel, stub)
+        if rel in DUPLICATE_FILES and DUPLICATE_FILES[rel] & stubbed_keys:
+            files[rel] = _duplicate_stub(rel, DUPLICATE_FILES[rel] & stubbed_keys).encode("utf-8")
+        elif path.suffix == ".py":
+            text = _render_duplicates(render(path.read_text(encoding="utf-8"), rel, stub), rel, stubbed_keys)
             compile(text, rel, "exec")  # a stub must never break the syntax
             files[rel] = text.encode("utf-8")
         else:
@@ -429,7 +513,7 @@ def build(assignments=None, solved=(), source_root: Path | str = SOURCE_ROOT) ->
         for path in _walk(lessons, skip_dirs=[lessons / LESSON_OUTPUTS]):
             rel = path.relative_to(source_root).as_posix()
             if path.suffix == ".py":
-                text = render(path.read_text(encoding="utf-8"), rel, stub)
+                text = _render_duplicates(render(path.read_text(encoding="utf-8"), rel, stub), rel, stubbed_keys)
                 compile(text, rel, "exec")
                 if is_percent_script(text):
                     files[rel[:-3] + ".ipynb"] = notebook_bytes(percent_to_notebook(text, path.stem))
@@ -448,6 +532,8 @@ def build(assignments=None, solved=(), source_root: Path | str = SOURCE_ROOT) ->
     for a in chosen:
         files[f"tests/test_{a.name}.py"] = (visible / f"test_{a.name}.py").read_bytes()
 
+    if not any(rel.endswith(".ipynb") for rel in files):
+        raise AssignError(f"no lesson notebooks could be made from {source_root / 'lessons'}: a handout needs them")
     stubbed = sorted({r.key for r in regions if stub(r)})
     files["ASSIGNMENT.md"] = _readme(chosen, solved).encode("utf-8")
     meta = {
@@ -458,7 +544,121 @@ def build(assignments=None, solved=(), source_root: Path | str = SOURCE_ROOT) ->
         "generated_by": "minilstm assign (do not edit: regenerate instead)",
     }
     files["assignment.json"] = (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    files[MARKER] = b"Written by minilstm assign: `minilstm assign --force` may replace this folder.\n"
+    check_leaks(files, [r for r in regions if stub(r)], source_root)
     return files
+
+
+def _check_sources(source_root: Path) -> None:
+    """The course sources a handout is made of must be there (a wheel install has only the package)."""
+    missing = [name for name in ("lessons", "setup.cfg", "README.md") if not (source_root / name).exists()]
+    if missing:
+        raise AssignError(
+            f"the course sources are not next to the package in {source_root} (missing: {', '.join(missing)}): "
+            "minilstm seems installed from a wheel, which holds only the package. Run assign from a checkout of "
+            "the course (pip install -e . there), or pass --source CHECKOUT")
+
+
+# ---------------------------------------------------------------------------
+# Leak check: no handed-out solution may survive anywhere in the handout
+# ---------------------------------------------------------------------------
+
+_SKIP_TOKENS = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
+                tokenize.ENCODING, tokenize.ENDMARKER}
+
+
+def normalise_python(code: str) -> list:
+    """One string per line of code: its tokens joined, comments and whitespace gone."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(code).readline))
+    except (tokenize.TokenError, SyntaxError, IndentationError):
+        return [ln for ln in (normalise_line(x) for x in code.splitlines()) if ln]
+    by_line = {}
+    for t in tokens:
+        if t.type not in _SKIP_TOKENS:
+            by_line.setdefault(t.start[0], []).append(t.string)
+    return ["".join(v) for _, v in sorted(by_line.items())]
+
+
+def normalise_line(line: str) -> str:
+    """Any language, one line: no comment (#, //), no whitespace, no trailing ';' (kernel strings, notebooks)."""
+    line = re.split(r"\s#|^#|//", line, maxsplit=1)[0]
+    return re.sub(r"\s+", "", line).rstrip(";")
+
+
+def _texts(rel: str, data: bytes) -> list:
+    """The text(s) of one handout file to search, notebooks cell by cell."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return []
+    if rel.endswith(".ipynb"):
+        try:
+            return ["".join(c.get("source", "")) for c in json.loads(text).get("cells", [])]
+        except (ValueError, AttributeError):
+            return [text]
+    return [text]
+
+
+_GIVEN_CACHE = {}
+
+
+def _given_lines(source_root: Path) -> list:
+    """Normalised lines of the code every handout gives away (the package outside solution regions,
+    duplicate blocks, duplicate files and the visible tests), with repeats. Cached per state of the files."""
+    package = source_root / "minilstm"
+    paths = list(_walk(package, skip_dirs=[package / "assignments" / "visible"]))
+    key = (str(source_root.resolve()), tuple((str(p), p.stat().st_mtime_ns) for p in paths))
+    if key not in _GIVEN_CACHE:
+        _GIVEN_CACHE.clear()
+        _GIVEN_CACHE[key] = _read_given(source_root, paths)
+    return _GIVEN_CACHE[key]
+
+
+def _read_given(source_root: Path, paths: list) -> list:
+    given = []
+    for path in paths:
+        rel = path.relative_to(source_root).as_posix()
+        if path.suffix != ".py" or rel in DUPLICATE_FILES:
+            continue
+        text = render(path.read_text(encoding="utf-8"), rel, lambda r: True)
+        text = _render_duplicates(text, rel, {"*"}, drop=True)
+        given += set(normalise_python(text)) | {normalise_line(x) for x in text.splitlines()}
+    return given
+
+
+def check_leaks(files: dict, stubbed: list, source_root: Path) -> None:
+    """Refuse a handout in which the code of a handed-out region appears in any file it writes.
+
+    Lines are compared normalised (tokens without comments or whitespace; kernel strings and
+    notebooks line by line without ';' and comments). A line counts when it is at least
+    LEAK_MIN_CHARS long, not in a hint and not boilerplate (found twice or more in the package's
+    code outside the regions); a file leaks a region when two of its lines, or one line of 40
+    characters or more, appear in it.
+    """
+    given = "\n".join(_given_lines(source_root))
+    hints = "\n".join(normalise_line(r.hint) for r in stubbed)
+
+    def boilerplate(line):  # in given code twice or more (a line found once there may be a copied solution)
+        return given.count(line) >= 2
+    needles = {}
+    for r in stubbed:
+        src = (source_root / r.path).read_text(encoding="utf-8").splitlines()
+        code = textwrap.dedent("\n".join(src[r.code_start:r.end]))
+        for line in normalise_python(code):
+            if len(line) >= LEAK_MIN_CHARS and line not in hints and not boilerplate(line):
+                needles.setdefault(r, set()).add(line)
+    for rel in sorted(files):
+        for text in _texts(rel, files[rel]):
+            hay = {normalise_line(x) for x in text.splitlines()}
+            blob = "\n".join(hay)
+            for r, lines in needles.items():
+                found = sorted(n for n in lines if n in hay or (len(n) >= 24 and n in blob))
+                if len(found) >= 2 or any(len(n) >= 40 for n in found):
+                    raise AssignError(
+                        f"leak: {rel} contains the solution of [{r.key}] ({r.where}): {', '.join(map(repr, found))}. "
+                        f"Put that code between '### BEGIN DUPLICATE [{r.key}]' and '### END DUPLICATE', or list "
+                        "the file in DUPLICATE_FILES (minilstm/assign.py)")
 
 
 def _expand_part(name: str, chosen: list) -> str:
@@ -504,7 +704,8 @@ def _cmd_assign(args) -> int:
         print("minilstm assign: error: OUT_DIR is required (or --list)", file=sys.stderr)
         return 2
     try:
-        written = write_student_version(args.out_dir, args.assignment, args.force, args.solved or ())
+        written = write_student_version(args.out_dir, args.assignment, args.force, args.solved or (),
+                                        source_root=args.source or SOURCE_ROOT)
     except AssignError as exc:
         print(f"minilstm assign: error: {exc}", file=sys.stderr)
         return 1
@@ -513,8 +714,6 @@ def _cmd_assign(args) -> int:
     print(f"wrote {len(written)} files to {args.out_dir}: assignment "
           f"{', '.join(a.name for a in chosen)} ({sum(a.max_points for a in chosen)} points), "
           f"{notebooks} lesson notebooks, visible tests in tests/")
-    if notebooks == 0:
-        print("(no lessons found next to the package: the handout has no notebooks)")
     print(f"grade it with: minilstm grade {args.out_dir}")
     return 0
 
@@ -533,14 +732,19 @@ def add_cli(subparsers) -> None:
     a.add_argument("out_dir", nargs="?", metavar="OUT_DIR", help="folder to write (must be empty or new)")
     a.add_argument("--assignment", action="append", choices=list(ASSIGNMENTS), metavar="NAME",
                    help=f"assignment to hand out ({names}); repeat for several; default: all of them")
-    a.add_argument("--force", action="store_true", help="empty a non-empty OUT_DIR first")
+    a.add_argument("--force", action="store_true",
+                   help=f"replace an earlier handout in OUT_DIR (only a folder holding the {MARKER} file assign writes)")
     a.add_argument("--solved", action="append", metavar="PART",
                    help="leave this part filled in (assignment:part); repeatable, e.g. to hand out a part as "
                         "a worked example")
+    a.add_argument("--source", metavar="CHECKOUT",
+                   help="the course's sources (a checkout holding minilstm/, lessons/, setup.cfg); default: where "
+                        "this minilstm is installed from, which must be a checkout (pip install -e .)")
     a.add_argument("--list", action="store_true", help="list the assignments and their parts, then exit")
     a.set_defaults(func=_cmd_assign)
     add_grade_parser(subparsers)
 
 
 __all__ = ["Region", "AssignError", "find_regions", "render", "stub_lines", "percent_to_notebook",
-           "collect_regions", "check_regions", "build", "write_student_version", "add_cli"]
+           "collect_regions", "check_regions", "check_leaks", "build", "write_student_version", "add_cli",
+           "DUPLICATE_FILES", "MARKER"]

@@ -116,6 +116,7 @@ def evaluate_ensemble(models, ids, batch_size=1, num_steps=20, progress=False):
     """
     if not models:
         raise ValueError("evaluate_ensemble needs at least one model")
+    ### BEGIN DUPLICATE [training:evaluate]
     xp = models[0].xp
     chunks, n = _eval_chunks(ids, batch_size, num_steps, xp)
     states = [None] * len(models)
@@ -131,6 +132,7 @@ def evaluate_ensemble(models, ids, batch_size=1, num_steps=20, progress=False):
         nll -= float(log_mean.sum())
         count += y.size
     return EvalResult(perplexity(nll, count), nll, count)
+    ### END DUPLICATE
 
 
 def _in_jupyter() -> bool:

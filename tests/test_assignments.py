@@ -2,9 +2,10 @@
 
 The loop is proved end to end: the generated handouts fail every part, the
 reference passes every part, a handout with one part filled in earns exactly
-that part's points, and a typical bug costs the points of its part only, with
-a message naming the function. Every grading run is a pytest subprocess, so
-the scenarios are graded once, two at a time, in a module-scoped fixture.
+that part's points, and a typical bug costs points of its part only, with a
+message naming the function. Every part of every scenario runs in a child
+process, so all scenarios are graded in one run, two children at a time, in a
+module-scoped fixture. (Forgeries and broken parts: tests/test_grade_trust.py.)
 """
 
 import argparse
@@ -13,13 +14,12 @@ import json
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from minilstm import assign, grade
-from minilstm.assignments import ASSIGNMENTS, all_parts, hidden_tests_available
+from minilstm.assignments import ASSIGNMENTS, all_parts
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = all_parts()  # {"lstm:cell_forward": Part, ...}
@@ -47,7 +47,20 @@ BUG_RUNS = [
         ("no-recurrent-gradient", "minilstm/ops/lstm.py", "dh_t = dh[:, t] + dh_next", "dh_t = dh[:, t]",
          "lstm:sequence_backward", ["lstm_backward", "Wh"]),
     ]),
+    (["dropout", "lstm"], [  # partial credit: one group of the part fails, the others earn their points
+        ("given-recurrent-mask-ignored", "minilstm/model.py", "h_masks = masks.get(name)", "h_masks = None",
+         "dropout:placement", ["LSTMLanguageModel._body", "recurrent", "rec1"]),
+        ("overwrites-its-input", "minilstm/ops/lstm.py", "    xp.multiply(o, tanh_c, out=next_h)\n",
+         "    xp.multiply(o, tanh_c, out=next_h)\n    prev_c *= 0.5\n", "lstm:cell_forward",
+         ["cell_forward", "overwrote its input prev_c"]),
+    ]),
 ]
+# Expected group scores where a bug leaves some groups of its part intact: {bug id: {group: score}}.
+PARTIAL = {
+    "given-recurrent-mask-ignored": {"zaremba": 8, "recurrent": 0, "none_and_eval": 2},
+    "overwrites-its-input": {"values": 3, "float32": 1, "inputs": 0},
+    "assign-instead-of-add": {"gradients": 0, "inputs": 2},
+}
 BUGS = {bug[0]: (k, bug) for k, (_, run) in enumerate(BUG_RUNS) for bug in run}
 SYNTAX_ERROR = ("syntax-error", "minilstm/ops/dropout.py", None, "def oops(:\n", None, None)  # the whole file
 
@@ -69,7 +82,7 @@ def _scenarios():
         out[f"only-{k}"] = (None, solved, [])
     for name in ASSIGNMENTS:
         out[f"handout-{name}"] = ([name], [], [])
-    out["syntax-error"] = (["dropout"], [], [SYNTAX_ERROR])
+    out["syntax-error"] = (["dropout"], ["dropout:placement"], [SYNTAX_ERROR])
     return out
 
 
@@ -88,19 +101,21 @@ def _make(root: Path, sid, spec):
             continue
         assert text.count(good) == 1, f"the bug scenario {bug_id} no longer matches {rel}"
         path.write_text(text.replace(good, bad))
+    # Parts filled in with --solved stand for a student's work here: graded, not "given" (the handout's
+    # assignment.json would exempt them from scoring; test_command_line_assign_then_grade checks that).
+    meta = json.loads((out / "assignment.json").read_text())
+    (out / "assignment.json").write_text(json.dumps({**meta, "solved": []}))
     return out
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """Every scenario graded once: {id: report}. Two subprocesses at a time."""
-    if not hidden_tests_available():
-        pytest.skip("the hidden tests are not installed next to minilstm/assignments")
+    """Every scenario graded once, in one grading run: {id: report}. Two children at a time."""
     root = tmp_path_factory.mktemp("handouts")
     folders = {sid: _make(root, sid, spec) for sid, spec in _scenarios().items()}
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {sid: pool.submit(grade.grade, folder) for sid, folder in folders.items()}
-        return {sid: f.result() for sid, f in futures.items()}
+    # each scenario is graded for the assignments it was handed out with (its assignment.json)
+    reports = grade.grade_many(list(folders.values()), jobs=2, timeout=60)
+    return dict(zip(folders, reports))
 
 
 def part_scores(report):
@@ -191,21 +206,93 @@ def test_generation_is_deterministic(course, tmp_path):
     assert all((course / rel).read_bytes() == (again / rel).read_bytes() for rel in files)
 
 
-def test_refuses_a_non_empty_folder_without_force(tmp_path):
+def test_force_replaces_only_an_earlier_handout(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(assign.AssignError, match="not empty.*--force"):
         assign.write_student_version(tmp_path, ["lstm"])
+    with pytest.raises(assign.AssignError, match=f"refusing to empty {tmp_path}: it is not a handout"):
+        assign.write_student_version(tmp_path, ["lstm"], force=True)  # not written by assign: never emptied
     assert (tmp_path / "notes.txt").read_text() == "mine"
-    assign.write_student_version(tmp_path, ["lstm"], force=True)
-    assert not (tmp_path / "notes.txt").exists() and (tmp_path / "minilstm" / "__init__.py").exists()
+    out = tmp_path / "handout"
+    assign.write_student_version(out, ["lstm"])
+    (out / "stale.txt").write_text("from an earlier handout")
+    assign.write_student_version(out, ["dropout"], force=True)  # an earlier handout: replaced whole
+    assert not (out / "stale.txt").exists() and (out / assign.MARKER).is_file()
+    assert json.loads((out / "assignment.json").read_text())["assignments"] == ["dropout"]
     with pytest.raises(assign.AssignError, match="refusing"):
         assign.write_student_version(REPO, ["lstm"], force=True)
+
+
+def test_a_wheel_install_without_the_course_sources_stops_with_a_clear_error(tmp_path):
+    """A non-editable install has the package but not lessons/ or setup.cfg: assign says so, writes nothing."""
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    (site / "minilstm").symlink_to(REPO / "minilstm")
+    with pytest.raises(assign.AssignError, match="installed from a wheel.*--source"):
+        assign.write_student_version(tmp_path / "out", ["lstm"], source_root=site)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_leak_check_refuses_a_handout_that_repeats_a_solution(monkeypatch):
+    monkeypatch.setattr(assign, "DUPLICATE_FILES", {})  # bench.py's classroom LSTM would go out as it is
+    with pytest.raises(assign.AssignError, match=r"leak: minilstm/bench.py contains the solution of \[lstm:"):
+        assign.build(["lstm"])
+    monkeypatch.undo()
+    real = assign._render_duplicates
+    for rel, key in (("minilstm/training.py", "training:evaluate"),  # evaluate_ensemble: a template for evaluate
+                     ("lessons/05_dropout_placement.py", "training:loop")):  # its training loop by hand
+        monkeypatch.setattr(assign, "_render_duplicates", lambda text, path, stubbed, drop=False, rel=rel:
+                            real(text, path, set() if path == rel and not drop else stubbed, drop))
+        with pytest.raises(assign.AssignError, match=rf"leak: {rel[:-3]}.* contains the solution of \[{key}\]"):
+            assign.build(["training"])
+
+
+def test_files_that_repeat_solutions_are_stubbed(course):
+    for rel in ("minilstm/ops/cuda_kernels.py", "minilstm/bench.py"):
+        text = (course / rel).read_text()
+        assert "Not part of this handout" in text and "__global__" not in text and "def classroom" not in text, rel
+    training = (course / "minilstm/training.py").read_text()
+    assert "evaluate_ensemble is not part of this handout" in training
+    assert "take_along_axis" not in training
+    lesson5 = json.loads((course / "lessons/05_dropout_placement.ipynb").read_text())
+    assert "sgd_step_(model.params, grads, lr)" not in json.dumps(lesson5)
+
+
+def test_an_unfinished_part_is_one_line_in_jupyter_and_in_scripts(course):
+    code = ("from minilstm.ops import lstm\nimport numpy as np\nz = np.zeros((1, 1))\n"
+            "try:\n    lstm.cell_forward(np.zeros((1, 4)), z, z, z, z, np)\n"
+            "except NotImplementedError as exc:\n    print(exc._render_traceback_())\n")
+    env = {**os.environ, "PYTHONPATH": str(course), "PYTHONDONTWRITEBYTECODE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=course, env=env, capture_output=True, text=True,
+                         timeout=60)
+    (line,) = ast.literal_eval(out.stdout.strip())
+    assert line.startswith("Unfinished part [lstm:cell_forward] (see ASSIGNMENT.md): cell_forward: your code here")
+    script = course / "lessons" / "first_cells.py"  # a lesson's first cells as a script: one line, no traceback
+    script.write_text("import _lesson\nimport numpy as np\nimport minilstm as m\n"
+                      "m.lstm_step_forward(*(np.zeros(s) for s in [(1, 2), (1, 3), (1, 3), (2, 12), (3, 12), (12,)]))\n")
+    run = subprocess.run([sys.executable, str(script)], cwd=course / "lessons", env={**env, "MPLBACKEND": "Agg"},
+                         capture_output=True, text=True, timeout=60)
+    script.unlink()
+    assert run.returncode == 1 and run.stderr.strip().startswith("Unfinished part [lstm:step]"), run.stderr
+    assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_visible_tests_pass_on_a_solution_and_fail_on_the_stubs(course, tmp_path):
+    solved = tmp_path / "solved"
+    assign.write_student_version(solved, solved=list(PARTS))
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    for folder, want in ((solved, 0), (course, 1)):
+        run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], cwd=folder,
+                             env={**env, "PYTHONPATH": str(folder)}, capture_output=True, text=True, timeout=300)
+        assert run.returncode == want, run.stdout[-2000:]
+        if want:
+            assert " passed" not in run.stdout.strip().splitlines()[-1], run.stdout[-500:]  # every test fails
 
 
 def test_handout_contents(course):
     files = {p.relative_to(course).as_posix() for p in course.rglob("*") if p.is_file()}
     assert {"ASSIGNMENT.md", "assignment.json", "README.md", "setup.cfg", "tests/conftest.py",
-            "tests/assignment_helpers.py"} <= files
+            "tests/assignment_helpers.py", assign.MARKER} <= files
     assert {f"tests/test_{name}.py" for name in ASSIGNMENTS} <= files
     # hidden tests stay home; no marker or reference solution line survives
     assert not any("hidden" in f for f in files)
@@ -261,19 +348,20 @@ def test_handout_imports_and_stubs_raise_with_their_hints(course):
 
 def test_the_reference_earns_every_point(graded):
     report = graded["reference"]
-    assert report["errors"] == [] and report["hidden_tests"]
+    assert report["errors"] == []
     assert report["score"] == report["max_score"] == sum(a.max_points for a in ASSIGNMENTS.values())
     for a in report["assignments"]:
         for p in a["parts"]:
-            assert p["passed"] and p["tests"]["passed"] >= 2 and p["tests"]["failed"] == 0, p
+            assert p["passed"] and len(p["groups"]) >= 2 and all(g["passed"] for g in p["groups"]), p
 
 
 @pytest.mark.parametrize("name", list(ASSIGNMENTS))
 def test_a_fresh_handout_fails_every_part_with_its_hint(graded, name):
     report = graded[f"handout-{name}"]
     assert report["errors"] == [] and report["score"] == 0
+    assert [a["name"] for a in report["assignments"]] == [name]  # from the handout's assignment.json
     for p in report["assignments"][0]["parts"]:
-        assert p["tests"]["failed"] > 0
+        assert not any(g["passed"] for g in p["groups"])
         assert any("your code here" in m and "Hint:" in m for m in p["messages"]), p["messages"]
 
 
@@ -292,12 +380,20 @@ def test_a_typical_bug_costs_its_part_only_and_names_the_function(graded, bug_id
     report = graded[f"bugs-{k}"]
     broken = {bug[4] for bug in BUG_RUNS[k][1]}
     scores = part_scores(report)
-    assert scores == {key: 0 if key in broken else PARTS[key].points for key in scores}
+    assert {key: v for key, v in scores.items() if key not in broken} == \
+        {key: PARTS[key].points for key in scores if key not in broken}
     (lost,) = [p for a in report["assignments"] for p in a["parts"] if p["key"] == part]
+    assert lost["score"] < lost["points"]
+    if bug_id in PARTIAL:
+        assert {g["name"]: g["score"] for g in lost["groups"]} == PARTIAL[bug_id]
     text = "\n".join(lost["messages"])
     for word in words:
         assert word in text, text
     assert "your code here" not in text
+    shown = grade.format_report(report)  # the report names the failing group and keeps the message whole
+    failing = [g for g in lost["groups"] if not g["passed"]]
+    assert all(f"{part}/{g['name']}" in shown for g in failing)
+    assert all(w in " ".join(shown.split()) for w in words)
 
 
 def test_grade_refuses_a_folder_without_the_package(tmp_path):
@@ -305,19 +401,13 @@ def test_grade_refuses_a_folder_without_the_package(tmp_path):
         grade.grade(tmp_path)
 
 
-def test_the_grading_subprocess_puts_the_students_folder_first(tmp_path):
-    env = grade._environment(tmp_path, Path("/student"))
-    entries = env["PYTHONPATH"].split(os.pathsep)
-    assert entries[0] == "/student"
-    assert str(REPO) not in entries  # an instructor's PYTHONPATH=REPO must not shadow the student's code
-
-
-def test_a_syntax_error_is_reported_not_crashed_on(graded):
+def test_a_syntax_error_costs_the_parts_of_its_file(graded):
+    """dropout.py holds only the operator's functions: the operator scores 0 with the error and where it is;
+    placement (filled in) is graded on the reference operator and keeps its points."""
     report = graded["syntax-error"]
-    assert report["score"] == 0
-    assert any("SyntaxError" in e and "dropout.py" in e for e in report["errors"]), report["errors"]
-    for p in report["assignments"][0]["parts"]:
-        assert p["messages"] and p["messages"][0].startswith("not graded"), p
+    (op, placement) = report["assignments"][0]["parts"]
+    assert op["score"] == 0 and "SyntaxError" in op["error"] and "dropout.py:1" in op["error"], op
+    assert placement["score"] == placement["points"] == 15, placement
 
 
 def test_command_line_assign_then_grade_with_json_report(tmp_path, capsys):
@@ -331,7 +421,9 @@ def test_command_line_assign_then_grade_with_json_report(tmp_path, capsys):
     args = parser.parse_args(["grade", str(out), "--json", str(report_path)])
     assert args.func(args) == 1  # points lost
     printed = capsys.readouterr().out
-    assert "dropout: Dropout, and where the paper puts it" in printed and "15/15" in printed
+    assert "dropout: Dropout, and where the paper puts it" in printed
+    assert "given      operator" in printed and "0/15   placement" in printed
     report = json.loads(report_path.read_text())
-    assert report["schema"] == 1 and report["max_score"] == ASSIGNMENTS["dropout"].max_points
-    assert part_scores(report) == {"dropout:operator": 15, "dropout:placement": 0}
+    # a part handed out solved is not scored: the handout's assignment.json says which
+    assert report["schema"] == 2 and report["max_score"] == 15 and report["given"] == ["dropout:operator"]
+    assert part_scores(report) == {"dropout:operator": 0, "dropout:placement": 0}

@@ -1,8 +1,8 @@
 """The graded assignments: which solution regions make up each one, and what they are worth.
 
 An *assignment* is a unit handed out at once (``minilstm assign OUT --assignment lstm``).
-It is made of *parts*; a part is graded as a whole: its points are earned when
-every test of that part passes, and lost otherwise.
+It is made of *parts*; a part is made of *groups* of checks, and each group
+earns its points when all of its checks pass (partial credit within a part).
 
 The code of a part lives in the reference source between marker lines::
 
@@ -17,16 +17,23 @@ student version names them in its README, and the grader uses them to test
 each part in isolation (the functions of all *other* parts are swapped for the
 reference ones while a part's tests run, so one bug costs one part's points).
 
-Tests live next to this file:
+What grades a part lives next to this file:
 
+``probes.py``
+    what the part's code is asked to compute, on inputs the grader draws fresh
+    for every grading run (run by the student's code in a child process, and
+    by the reference in the grader);
+``checks.py``
+    the groups' verdicts and messages, computed in the grader from the
+    returned arrays and the reference's;
 ``visible/``
     shipped to students as ``tests/``: ``test_<assignment>.py`` plus
-    ``conftest.py`` and ``assignment_helpers.py``;
-``hidden/``
-    only in the instructor's installed package, never copied to a student
-    version: ``test_<assignment>_hidden.py`` and the grading plugin.
+    ``conftest.py`` and ``assignment_helpers.py``, a learning aid the student
+    runs with pytest; they do not decide the grade.
 
-Every test carries ``@pytest.mark.part("assignment:part")``.
+None of this is secret (the package is public): the grade's integrity rests on
+the trust boundary of ``minilstm/grade.py``, not on hidden tests. Adding a part
+is one ``Part`` entry here, one ``PROBES`` entry and one ``CHECKS`` entry.
 """
 
 from __future__ import annotations
@@ -36,7 +43,37 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 VISIBLE_DIR = HERE / "visible"
-HIDDEN_DIR = HERE / "hidden"
+
+
+class Unfinished(NotImplementedError):
+    """Raised by a stub of a student version: the part it belongs to is not written yet.
+
+    A NotImplementedError (so ``except NotImplementedError`` and pytest treat it as before) whose
+    message starts with the function and its part, ``cell_forward: your code here
+    [lstm:cell_forward]. Hint: ...``. Jupyter (IPython) shows it as that one line instead of a
+    traceback into the stub (``_render_traceback_``); the lessons do the same for scripts.
+    """
+
+    @property
+    def part(self):
+        import re
+        m = re.search(r"\[([\w-]+:[\w-]+)\]", str(self))
+        return m.group(1) if m else None
+
+    def one_line(self):
+        return f"Unfinished part [{self.part}] (see ASSIGNMENT.md): {self}"
+
+    def _render_traceback_(self):
+        return [self.one_line()]
+
+
+@dataclass(frozen=True)
+class Group:
+    """A group of checks within a part: earns ``points`` when all of its checks pass."""
+
+    name: str
+    points: int
+    title: str
 
 
 @dataclass(frozen=True)
@@ -44,16 +81,20 @@ class Part:
     """One graded unit of an assignment.
 
     name: short identifier used in the region tags (``[lstm:cell_forward]``);
-    points: earned when all of the part's tests pass;
     title: one line for the student;
     functions: ``"minilstm.module:qualname"`` of every function holding one of
-      the part's solution regions (a function belongs to one part only).
+      the part's solution regions (a function belongs to one part only);
+    groups: the part's groups of checks; the part's points are their sum.
     """
 
     name: str
-    points: int
     title: str
     functions: tuple
+    groups: tuple
+
+    @property
+    def points(self):
+        return sum(g.points for g in self.groups)
 
     def function_names(self):
         """The bare qualified names, e.g. ``LSTMLanguageModel._body``."""
@@ -84,10 +125,6 @@ class Assignment:
     def visible_tests(self) -> Path:
         return VISIBLE_DIR / f"test_{self.name}.py"
 
-    @property
-    def hidden_tests(self) -> Path:
-        return HIDDEN_DIR / f"test_{self.name}_hidden.py"
-
 
 LSTM = Assignment(
     name="lstm",
@@ -99,16 +136,30 @@ LSTM = Assignment(
         "Every backward pass is checked against finite differences (`minilstm.gradcheck`)."
     ),
     parts=(
-        Part("cell_forward", 5, "the cell equations c = f * c_prev + i * g, h = o * tanh(c)",
-             ("minilstm.ops.lstm:cell_forward",)),
-        Part("cell_backward", 10, "backward through the cell equations and the gate nonlinearities",
-             ("minilstm.ops.lstm:cell_backward",)),
-        Part("step", 10, "one LSTM time step, forward and backward",
-             ("minilstm.ops.lstm:lstm_step_forward", "minilstm.ops.lstm:lstm_step_backward")),
-        Part("sequence_forward", 10, "the LSTM over a whole sequence (with optional recurrent masks)",
-             ("minilstm.ops.lstm:lstm_forward",)),
-        Part("sequence_backward", 15, "backpropagation through time",
-             ("minilstm.ops.lstm:lstm_backward",)),
+        Part("cell_forward", "the cell equations c = f * c_prev + i * g, h = o * tanh(c)",
+             ("minilstm.ops.lstm:cell_forward",),
+             (Group("values", 3, "next_c, tanh_c, next_h for several shapes, saturated gates too"),
+              Group("float32", 1, "float32 in, float32 out"),
+              Group("inputs", 1, "the inputs are left unchanged"))),
+        Part("cell_backward", "backward through the cell equations and the gate nonlinearities",
+             ("minilstm.ops.lstm:cell_backward",),
+             (Group("gradients", 8, "da_i, da_f, da_o, da_g and dprev_c for several shapes"),
+              Group("inputs", 2, "the inputs are left unchanged"))),
+        Part("step", "one LSTM time step, forward and backward",
+             ("minilstm.ops.lstm:lstm_step_forward", "minilstm.ops.lstm:lstm_step_backward"),
+             (Group("forward", 4, "next_h and next_c"),
+              Group("backward", 4, "dx, dprev_h, dprev_c, dWx, dWh, db"),
+              Group("float32", 2, "float32 in, float32 out; the inputs are left unchanged"))),
+        Part("sequence_forward", "the LSTM over a whole sequence (with optional recurrent masks)",
+             ("minilstm.ops.lstm:lstm_forward",),
+             (Group("forward", 5, "h and the final state, with and without recurrent masks, c0 defaulting to zeros"),
+              Group("cache", 3, "the cache lets the reference lstm_backward compute the right gradients"),
+              Group("inputs", 2, "the inputs are left unchanged"))),
+        Part("sequence_backward", "backpropagation through time",
+             ("minilstm.ops.lstm:lstm_backward",),
+             (Group("gradients", 10, "dx, dh0, dWx, dWh, db, dc0, with and without recurrent masks"),
+              Group("final_state", 3, "gradients arriving on the final h and c (dh_final, dc_final)"),
+              Group("float32", 2, "float32 in, float32 out; dh left unchanged"))),
     ),
 )
 
@@ -122,11 +173,18 @@ DROPOUT = Assignment(
         "(`dropout_mode='recurrent'`, the naive placement the paper argues against)."
     ),
     parts=(
-        Part("operator", 15, "the dropout operator D: mask, forward, backward",
+        Part("operator", "the dropout operator D: mask, forward, backward",
              ("minilstm.ops.dropout:dropout_mask", "minilstm.ops.dropout:dropout_forward",
-              "minilstm.ops.dropout:dropout_backward")),
-        Part("placement", 15, "D in the model: zaremba (non-recurrent only) and recurrent placement",
-             ("minilstm.model:LSTMLanguageModel._body", "minilstm.model:LSTMLanguageModel.backward")),
+              "minilstm.ops.dropout:dropout_backward"),
+             (Group("mask", 6, "keep rate, values 0 and 1/(1-p), dtype, a fresh value per element, reproducible"),
+              Group("forward_backward", 6, "x * mask with a given or drawn mask, the identity in evaluation and "
+                                           "for p = 0, the gradient"),
+              Group("errors", 3, "ValueError without rng or with a mask of the wrong shape"))),
+        Part("placement", "D in the model: zaremba (non-recurrent only) and recurrent placement",
+             ("minilstm.model:LSTMLanguageModel._body", "minilstm.model:LSTMLanguageModel.backward"),
+             (Group("zaremba", 8, "loss and gradients with the paper's placement, 1 to 3 layers"),
+              Group("recurrent", 5, "loss and gradients with D also on h(t-1)"),
+              Group("none_and_eval", 2, "no mask with dropout_mode='none' or in evaluation"))),
     ),
 )
 
@@ -136,14 +194,19 @@ TRAINING = Assignment(
     summary=(
         "Measure perplexity (`evaluate`) and write the training step `train_step` (`train` calls it for every chunk): each chunk starts from the "
         "state the previous chunk left (but no gradient flows back across the boundary: truncated BPTT), "
-        "then backward, clipping of the global gradient norm and an SGD step. The hidden test trains a small "
-        "model on the built-in corpus and expects it to reach a target validation perplexity."
+        "then backward, clipping of the global gradient norm and an SGD step. The grader runs your step on "
+        "weights and data it draws and compares the weights after it with the course's reference."
     ),
     parts=(
-        Part("evaluate", 10, "perplexity of a token stream, state carried, dropout off",
-             ("minilstm.training:evaluate",)),
-        Part("loop", 20, "the truncated-BPTT training step: carried state, clipping, SGD",
-             ("minilstm.training:train_step",)),
+        Part("evaluate", "perplexity of a token stream, state carried, dropout off",
+             ("minilstm.training:evaluate",),
+             (Group("stream", 6, "perplexity, NLL and word count for one and several streams"),
+              Group("dropout_off", 4, "a model with dropout: no dropout in evaluation, state carried"))),
+        Part("loop", "the truncated-BPTT training step: carried state, clipping, SGD",
+             ("minilstm.training:train_step",),
+             (Group("one_step", 8, "loss, gradient norm, weights and state after one step"),
+              Group("carried", 6, "four steps with dropout, the state carried from chunk to chunk"),
+              Group("clipped", 6, "steps where the global norm is clipped"))),
     ),
 )
 
@@ -175,7 +238,3 @@ def all_parts() -> dict:
     """{"assignment:part": Part} over every assignment."""
     return {part_key(a, p): p for a in ASSIGNMENTS.values() for p in a.parts}
 
-
-def hidden_tests_available() -> bool:
-    """True in the instructor's package; False in a student version (hidden/ is never copied)."""
-    return HIDDEN_DIR.is_dir() and any(HIDDEN_DIR.glob("test_*_hidden.py"))

@@ -11,7 +11,7 @@ from assignment_helpers import expect_close, expect_gradients, keep_mask, randn,
 
 import minilstm
 from minilstm import gradcheck
-from minilstm.ops import affine, dropout, embedding, lstm, softmax
+from minilstm.ops import dropout
 
 # ---------------------------------------------------------------------------- operator
 
@@ -91,24 +91,6 @@ def tokens_targets(seed=0, N=2, T=3, V=11):
     return r.integers(0, V, (N, T)), r.integers(0, V, (N, T))
 
 
-def loss_by_hand(model, tokens, targets, masks):
-    """The model's loss written out layer by layer, with the masks a forward pass used.
-
-    Zaremba placement: D (mask drop{l}) on every non-recurrent connection; recurrent
-    placement: the same, plus rec{l} multiplied into h_{t-1} inside layer l.
-    """
-    p, N = model.params, tokens.shape[0]
-    x, _ = embedding.embedding_forward(tokens, p["embed.W"])
-    zeros = np.zeros((N, model.H))
-    for layer in range(1, model.L + 1):
-        x = x * masks[f"drop{layer - 1}"]
-        x, _ = lstm.lstm_forward(x, zeros, p[f"lstm{layer}.Wx"], p[f"lstm{layer}.Wh"], p[f"lstm{layer}.b"],
-                                 c0=zeros, h_masks=masks.get(f"rec{layer}"))
-    x = x * masks[f"drop{model.L}"]
-    scores, _ = affine.affine_forward(x, p["out.W"], p["out.b"])
-    return softmax.softmax_cross_entropy_forward(scores, targets)[0]
-
-
 def check_masks(model, cache, N, T):
     expected = model.mask_names()
     if sorted(cache.masks) != sorted(expected):
@@ -127,8 +109,9 @@ def check_masks(model, cache, N, T):
 def test_forward_places_dropout(mode):
     model = small_model(mode)
     tokens, targets = tokens_targets(1)
+    N, T = tokens.shape
     loss, cache, _ = model.forward(tokens, targets, train=True, rng=minilstm.default_rng(7))
-    check_masks(model, cache, *tokens.shape)
+    check_masks(model, cache, N, T)
     for layer, lc in enumerate(cache.lstms, start=1):
         if mode == "zaremba" and lc.h_masks is not None:
             raise AssertionError(f"LSTMLanguageModel._body: layer {layer} dropped h_{{t-1}} in 'zaremba' mode; "
@@ -136,8 +119,21 @@ def test_forward_places_dropout(mode):
         if mode == "recurrent" and lc.h_masks is None:
             raise AssertionError(f"LSTMLanguageModel._body: layer {layer} got no h_masks in 'recurrent' mode; "
                                  f"pass the rec{layer} mask to lstm_forward(..., h_masks=...)")
-    expect_close("LSTMLanguageModel._body", f"the training loss in {mode!r} mode (compared with the layers "
-                 "written out by hand using the same masks)", loss, loss_by_hand(model, tokens, targets, cache.masks))
+    # Masks of ones keep every unit: training then computes exactly what evaluation computes.
+    ones = {name: np.ones((N, T, model.H)) for name in model.mask_names()}
+    expect_close("LSTMLanguageModel._body", f"the training loss with masks of ones in {mode!r} mode (must equal "
+                 "the evaluation loss)", model.forward(tokens, targets, train=True, masks=ones)[0],
+                 model.forward(tokens, targets, train=False)[0])
+    # Every mask is applied somewhere: changing any one of them changes the loss.
+    masks = {name: keep_mask(10 + k, (N, T, model.H)) for k, name in enumerate(model.mask_names())}
+    base, cache, _ = model.forward(tokens, targets, train=True, masks=masks)
+    for name, mask in masks.items():
+        if cache.masks.get(name) is None or not np.array_equal(cache.masks[name], mask):
+            raise AssertionError(f"LSTMLanguageModel._body: the given mask {name} was not the one used; pass masks "
+                                 "to self._mask (and use masks['rec{l}'] when given)")
+        if model.forward(tokens, targets, train=True, masks={**masks, name: ones[name]})[0] == base:
+            raise AssertionError(f"LSTMLanguageModel._body: the mask {name} has no effect on the loss; apply it "
+                                 "where mask_names() says it goes")
 
 
 @pytest.mark.part("dropout:placement")
@@ -158,6 +154,7 @@ def test_no_dropout_in_evaluation():
     if cache.masks:
         raise AssertionError(f"LSTMLanguageModel._body: train=False used masks {sorted(cache.masks)}; "
                              "D is the identity at evaluation")
-    ones = {name: np.ones((2, 3, model.H)) for name in model.mask_names()}
+    plain = minilstm.LSTMLanguageModel(vocab_size=11, hidden_size=4, num_layers=2, dropout=0.0, dtype="float64")
+    plain.params = model.params  # the same weights without dropout: its training loss is the evaluation loss
     expect_close("LSTMLanguageModel._body", "the evaluation loss (no dropout)", loss,
-                 loss_by_hand(model, tokens, targets, ones))
+                 plain.forward(tokens, targets, train=True)[0])

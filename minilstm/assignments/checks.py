@@ -1,0 +1,493 @@
+"""The verdicts: each group of checks compares what the student's code returned with the reference.
+
+Runs in the grader's own process only (``minilstm/grade.py``), never in a
+process that imports the student's code. Inputs are split by case
+(``{case: {field: array}}``, see ``probes.py``); ``ref`` is what the reference
+computed on them, ``theirs`` what came back from the student's child process.
+Each check returns a list of messages, empty when the group passes. A message
+starts with the function to fix and says which value is off and by how much.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import probes
+
+TOL = {"float64": 1e-7, "float32": 1e-4}
+
+
+class Ctx:
+    """One part's inputs, reference outputs and the student's outputs, by case."""
+
+    def __init__(self, inputs, ref, theirs):
+        self.inputs, self.ref, self.theirs = inputs, ref, theirs
+        self.messages = []
+
+    def say(self, text):
+        if text and text not in self.messages:
+            self.messages.append(text)
+
+    def ran(self, function, case):
+        """True when the case ran in the child; otherwise records its error."""
+        got = self.theirs.get(case)
+        if got is None:
+            self.say(f"{function}: no result came back for this check")
+            return False
+        if "!error" in got:
+            err = str(got["!error"])
+            self.say(err if "your code here" in err else f"{function}: {err}")
+            return False
+        return True
+
+    def close(self, function, what, case, field, tol=None, ref=None, dtype=None):
+        """Compare one returned array with the reference; True when it matches."""
+        want = self.ref[case][field] if ref is None else ref
+        got = self.theirs[case].get(field)
+        msg = compare(function, what, got, want, tol=tol, dtype=dtype)
+        self.say(msg)
+        return msg is None
+
+
+def compare(function, what, got, want, tol=None, dtype=None):
+    """None when ``got`` matches ``want``; else one message naming the function and the value."""
+    want = np.asarray(want)
+    if got is None:
+        return f"{function}: {what} was not returned"
+    got = np.asarray(got)
+    if got.dtype.kind not in "fiub" or got.shape != want.shape:
+        return f"{function}: {what} has shape {got.shape} ({got.dtype}), expected {want.shape} ({want.dtype})"
+    if dtype is not None and got.dtype != np.dtype(dtype):
+        return f"{function}: {what} is {got.dtype} for {dtype} inputs; keep the dtype"
+    if want.dtype.kind == "b" or want.dtype.kind in "iu":
+        if np.array_equal(got, want):
+            return None
+        return f"{function}: {what} is {got.tolist() if got.size < 5 else '...'}, expected " \
+               f"{want.tolist() if want.size < 5 else '...'}"
+    got64, want64 = got.astype(np.float64), want.astype(np.float64)
+    if not np.all(np.isfinite(got64)):
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(got64))[0])
+        return f"{function}: {what} holds NaN or inf (first at {where}; was every element written?)"
+    tol = TOL[str(want.dtype)] if tol is None else tol
+    scale = max(float(np.max(np.abs(want64))) if want64.size else 0.0, 1e-12)
+    diff = np.abs(got64 - want64)
+    err = float(diff.max()) / scale if diff.size else 0.0
+    if err <= tol:
+        return None
+    at = tuple(int(i) for i in np.unravel_index(int(diff.argmax()), diff.shape))
+    return (f"{function}: wrong {what}: largest difference {err:.1e} (relative to its scale) at {at}: "
+            f"yours {got64[at]:+.6e}, expected {want64[at]:+.6e}")
+
+
+def _detail(msg, name):
+    """'largest difference ... at ...: yours ..., expected ...' of a compare() message, led by the value's name."""
+    rest = msg.split(": ", 1)[1]
+    if rest.startswith("wrong ") and ": " in rest:
+        rest = rest.split(": ", 1)[1]
+    return f"{name}: {rest}" if not rest.startswith(name) else rest
+
+
+CHECKS = {}
+
+
+def check(part, group):
+    def register(fn):
+        CHECKS.setdefault(part, {})[group] = fn
+        return fn
+    return register
+
+
+def _unchanged(ctx, function, case, names):
+    ok = True
+    for name in names:
+        got = ctx.theirs[case].get(f"{name}_after")
+        if got is None or got.shape != ctx.inputs[case][name].shape or not np.array_equal(got, ctx.inputs[case][name]):
+            ctx.say(f"{function}: it overwrote its input {name}; compute into new arrays (or the output buffers) "
+                    "instead of updating an argument in place")
+            ok = False
+    return ok
+
+
+# --------------------------------------------------------------------------- lstm
+
+@check("lstm:cell_forward", "values")
+def _(ctx):
+    for case in ("small", "one", "saturated"):
+        if ctx.ran("cell_forward", case):
+            N, H = ctx.inputs[case]["prev_c"].shape
+            for field in ("next_c", "tanh_c", "next_h"):
+                ctx.close("cell_forward", f"{field} (N={N}, H={H})", case, field)
+
+
+@check("lstm:cell_forward", "float32")
+def _(ctx):
+    if ctx.ran("cell_forward", "float32"):
+        for field in ("next_c", "next_h"):
+            ctx.close("cell_forward", f"{field} in float32", case="float32", field=field, dtype="float32")
+
+
+@check("lstm:cell_forward", "inputs")
+def _(ctx):
+    for case in probes.CELL_FORWARD_CASES:
+        if ctx.ran("cell_forward", case):
+            _unchanged(ctx, "cell_forward", case, ("gates", "prev_c"))
+
+
+GATES = ("da_i", "da_f", "da_o", "da_g")
+
+
+@check("lstm:cell_backward", "gradients")
+def _(ctx):
+    for case in probes.CELL_BACKWARD_CASES:
+        if not ctx.ran("cell_backward", case):
+            continue
+        N, H = ctx.inputs[case]["prev_c"].shape
+        got, ref = ctx.theirs[case], ctx.ref[case]
+        wrong, worst, worst_name = [], None, None
+        pieces = [(g, ("dgates", slice(k * H, (k + 1) * H))) for k, g in enumerate(GATES)] + [("dprev_c", ("dprev_c", None))]
+        for name, (field, cols) in pieces:
+            mine, want = got.get(field), ref[field]
+            if mine is not None and cols is not None and np.shape(mine) == want.shape:
+                mine, want = mine[:, cols], want[:, cols]
+            elif cols is not None:
+                want = want[:, cols]
+            msg = compare("cell_backward", f"gradient {name}", mine, want)
+            if msg:
+                wrong.append(name)
+                worst, worst_name = worst or msg, worst_name or name
+        if wrong:
+            ctx.say(f"cell_backward: wrong gradient {', '.join(wrong)} (N={N}, H={H}); " + _detail(worst, worst_name))
+
+
+@check("lstm:cell_backward", "inputs")
+def _(ctx):
+    for case in probes.CELL_BACKWARD_CASES:
+        if ctx.ran("cell_backward", case):
+            _unchanged(ctx, "cell_backward", case, ("dh", "dc", "gates", "prev_c", "tanh_c"))
+
+
+def _sizes(ctx, case, *fields):
+    return ", ".join(f"{f}{ctx.inputs[case][f].shape}" for f in fields)
+
+
+@check("lstm:step", "forward")
+def _(ctx):
+    for case in ("small", "one", "wide"):
+        if ctx.ran("lstm_step_forward", case):
+            for field in ("next_h", "next_c"):
+                ctx.close("lstm_step_forward", f"{field} ({_sizes(ctx, case, 'x', 'prev_h')})", case, field)
+
+
+def _grads(ctx, function, case, names, note="", dtype=None):
+    wrong, worst = [], None
+    for name in names:
+        msg = compare(function, name, ctx.theirs[case].get(name), ctx.ref[case][name], dtype=dtype)
+        if msg:
+            wrong.append(name)
+            worst = worst or (msg, name)
+    if wrong:
+        ctx.say(f"{function}: wrong gradient {', '.join(wrong)}{note}; " + _detail(*worst))
+    return not wrong
+
+
+@check("lstm:step", "backward")
+def _(ctx):
+    for case in ("small", "one", "wide"):
+        if ctx.ran("lstm_step_forward / lstm_step_backward", case):
+            _grads(ctx, "lstm_step_backward", case, probes.STEP_GRADS, f" ({_sizes(ctx, case, 'x', 'prev_h')})")
+
+
+@check("lstm:step", "float32")
+def _(ctx):
+    if ctx.ran("lstm_step_forward / lstm_step_backward", "float32"):
+        for field in ("next_h", "next_c"):
+            ctx.close("lstm_step_forward", f"{field} in float32", "float32", field, dtype="float32")
+        _grads(ctx, "lstm_step_backward", "float32", probes.STEP_GRADS, " in float32", dtype="float32")
+        _unchanged(ctx, "lstm_step_forward / lstm_step_backward", "float32",
+                   ("x", "prev_h", "prev_c", "Wx", "Wh", "b", "dnext_h", "dnext_c"))
+
+
+SEQ_F64 = ("small", "one", "masked", "no_c0")
+
+
+def _seq_note(ctx, case):
+    note = _sizes(ctx, case, "x", "h0")
+    if "h_masks" in ctx.inputs[case]:
+        note += ", with h_masks"
+    if "c0" not in ctx.inputs[case]:
+        note += ", c0=None (must default to zeros)"
+    return note
+
+
+@check("lstm:sequence_forward", "forward")
+def _(ctx):
+    for case in SEQ_F64:
+        if ctx.ran("lstm_forward", case):
+            for field in ("h", "final_h", "final_c"):
+                ctx.close("lstm_forward", f"{field} ({_seq_note(ctx, case)})", case, field)
+
+
+@check("lstm:sequence_forward", "cache")
+def _(ctx):
+    for case in SEQ_F64:
+        if ctx.ran("lstm_forward", case):
+            if not _grads(ctx, "lstm_forward", case, probes.SEQUENCE_GRADS, f" ({_seq_note(ctx, case)})"):
+                ctx.say("lstm_forward: the cache is wrong: the reference lstm_backward computed wrong gradients "
+                        "from it; it must hold what LSTMCache's docstring lists (gates after their "
+                        "nonlinearities, h, c, tanh_c for every step, and h_in, the masked h_{t-1})")
+
+
+@check("lstm:sequence_forward", "inputs")
+def _(ctx):
+    for case in SEQ_F64:
+        if ctx.ran("lstm_forward", case):
+            _unchanged(ctx, "lstm_forward", case, [k for k in ("x", "h0", "c0", "Wx", "Wh", "b", "h_masks")
+                                                    if k in ctx.inputs[case]])
+
+
+@check("lstm:sequence_backward", "gradients")
+def _(ctx):
+    for case in SEQ_F64:
+        if ctx.ran("lstm_backward", case):
+            _grads(ctx, "lstm_backward", case, probes.SEQUENCE_GRADS, f" ({_seq_note(ctx, case)})")
+
+
+@check("lstm:sequence_backward", "final_state")
+def _(ctx):
+    if ctx.ran("lstm_backward", "final"):
+        _grads(ctx, "lstm_backward", "final", probes.SEQUENCE_GRADS,
+               " with dh_final and dc_final, the gradients reaching the last step's h and c from outside the chunk")
+
+
+@check("lstm:sequence_backward", "float32")
+def _(ctx):
+    if ctx.ran("lstm_backward", "float32"):
+        _grads(ctx, "lstm_backward", "float32", probes.SEQUENCE_GRADS, " in float32", dtype="float32")
+        _unchanged(ctx, "lstm_backward", "float32", ("dh",))
+
+
+# --------------------------------------------------------------------------- dropout
+
+@check("dropout:operator", "mask")
+def _(ctx):
+    for case, (p, dtype) in probes.MASK_CASES.items():
+        if not ctx.ran("dropout_mask", case):
+            continue
+        mask, again = ctx.theirs[case].get("mask"), ctx.theirs[case].get("again")
+        if mask is None or mask.shape != probes.MASK_SHAPE:
+            ctx.say(f"dropout_mask: the mask has shape {getattr(mask, 'shape', None)}, expected {probes.MASK_SHAPE}")
+            continue
+        if mask.dtype != np.dtype(dtype):
+            ctx.say(f"dropout_mask: asked for {dtype}, got {mask.dtype}")
+            continue
+        kept_value = 1.0 / (1.0 - p)
+        values = mask.astype(np.float64)
+        odd = ~((values == 0) | np.isclose(values, kept_value, rtol=1e-6))
+        if odd.any():
+            ctx.say(f"dropout_mask: with p = {p} every value must be 0 or 1/(1-p) = {kept_value:.4f} (inverted "
+                    f"dropout), found {values[odd].flat[0]:.4f}")
+            continue
+        kept = float((values > 0).mean())
+        if abs(kept - (1 - p)) > 0.015:
+            ctx.say(f"dropout_mask: kept {kept:.3f} of the units with p = {p}, expected about {1 - p:.2f} "
+                    "(keep each unit with probability 1 - p)")
+        if again is None or not np.array_equal(again, mask):
+            ctx.say("dropout_mask: the same seed gave two different masks; draw only from rng")
+    if ctx.ran("dropout_mask", "steps"):
+        a, b = ctx.theirs["steps"].get("mask"), ctx.theirs["steps"].get("second")
+        if a is None or a.shape != (4, 6, 8):
+            ctx.say("dropout_mask: the mask for shape (4, 6, 8) has the wrong shape")
+        elif any(np.array_equal(a[:, t], a[:, 0]) for t in range(1, 6)):
+            ctx.say("dropout_mask: time steps 0 and t share one mask; draw an independent value for every "
+                    "element of shape (the paper uses a fresh mask per step)")
+        elif b is None or np.array_equal(a, b):
+            ctx.say("dropout_mask: two calls with one generator gave the same mask")
+
+
+@check("dropout:operator", "forward_backward")
+def _(ctx):
+    if ctx.ran("dropout_forward", "given"):
+        ctx.close("dropout_forward", "the output with a given mask (x * mask)", "given", "out")
+        ctx.close("dropout_backward", "the gradient (dout * mask)", "given", "dx")
+        _unchanged(ctx, "dropout_forward", "given", ("x",))
+    if ctx.ran("dropout_forward", "drawn"):
+        got, inp = ctx.theirs["drawn"], ctx.inputs["drawn"]
+        mask = got.get("mask")
+        if mask is None or mask.shape != inp["x"].shape:
+            ctx.say("dropout_forward: cache.mask must be the mask drawn, of x's shape")
+        else:
+            kept = 1.0 / (1.0 - 0.4)
+            if not np.all((mask == 0) | np.isclose(mask, kept)):
+                ctx.say("dropout_forward: the drawn mask must hold 0 and 1/(1-p); draw it with dropout_mask")
+            ctx.close("dropout_forward", "the output with a drawn mask (x * cache.mask)", "drawn", "out",
+                      ref=inp["x"] * mask)
+            ctx.close("dropout_backward", "the gradient with a drawn mask", "drawn", "dx", ref=inp["dout"] * mask)
+    if ctx.ran("dropout_forward", "identity"):
+        got, inp = ctx.theirs["identity"], ctx.inputs["identity"]
+        ctx.close("dropout_forward", "the output in evaluation (train=False is the identity)", "identity", "eval",
+                  ref=inp["x"])
+        ctx.close("dropout_backward", "the gradient after evaluation (the identity)", "identity", "eval_dx",
+                  ref=inp["dout"])
+        ctx.close("dropout_forward", "the output with p = 0 (the identity)", "identity", "p0", ref=inp["x"])
+        for field, what in (("eval_mask_none", "in evaluation"), ("p0_mask_none", "with p = 0")):
+            if not bool(got.get(field, False)):
+                ctx.say(f"dropout_forward: {what} D is the identity: return DropoutCache(None)")
+
+
+@check("dropout:operator", "errors")
+def _(ctx):
+    if ctx.ran("dropout_forward", "errors"):
+        got = ctx.theirs["errors"]
+        if not bool(got.get("no_rng_raises", False)):
+            ctx.say("dropout_forward: in training with neither rng nor mask it must raise ValueError "
+                    "(say so, do not guess)")
+        if not bool(got.get("bad_mask_raises", False)):
+            ctx.say("dropout_forward: a mask whose shape is not x's must raise ValueError")
+
+
+def _placement(ctx, cases):
+    for case in cases:
+        mode, L = probes.PLACEMENT_CASES[case]
+        what = f"dropout_mode={mode!r}, {L} layer{'s' if L > 1 else ''}"
+        if not ctx.ran("LSTMLanguageModel._body", case):
+            continue
+        got, ref = ctx.theirs[case], ctx.ref[case]
+        if "masks_used" in ref:
+            used = sorted(str(x) for x in np.atleast_1d(got.get("masks_used", np.array([], dtype=str))))
+            want = sorted(str(x) for x in np.atleast_1d(ref["masks_used"]))
+            if used != want:
+                ctx.say(f"LSTMLanguageModel._body: ({what}) the masks used were {used or 'none'}, expected "
+                        f"{want or 'none'}: apply the given masks with self._mask (and masks['rec{{l}}'] when given)")
+            for name in want:
+                mine, given = got.get(f"used.{name}"), ctx.inputs[case].get(f"mask.{name}")
+                if name in used and given is not None and (mine is None or mine.shape != given.shape
+                                                           or not np.array_equal(mine, given)):
+                    ctx.say(f"LSTMLanguageModel._body: ({what}) the given mask {name} was not the one used; "
+                            f"use masks[{name!r}] when given (self._mask does it for the drop masks)")
+        if not ctx.close("LSTMLanguageModel._body", f"training loss ({what}, the same masks)", case, "loss"):
+            continue
+        names = sorted(k for k in ref if k.startswith("grad."))
+        wrong = [n[5:] for n in names if compare("", "", got.get(n), ref[n]) is not None]
+        if wrong:
+            worst = compare("LSTMLanguageModel.backward", f"gradient {wrong[-1]}", got.get(f"grad.{wrong[-1]}"),
+                            ref[f"grad.{wrong[-1]}"])
+            ctx.say(f"LSTMLanguageModel.backward: wrong gradient {', '.join(wrong)} ({what}); "
+                    + _detail(worst, wrong[-1]) + ". Go back through every D the forward applied, with its mask")
+
+
+@check("dropout:placement", "zaremba")
+def _(ctx):
+    _placement(ctx, ("zaremba1", "zaremba2", "zaremba3"))
+
+
+@check("dropout:placement", "recurrent")
+def _(ctx):
+    _placement(ctx, ("recurrent1", "recurrent2"))
+
+
+@check("dropout:placement", "none_and_eval")
+def _(ctx):
+    _placement(ctx, ("none",))
+    if ctx.ran("LSTMLanguageModel._body", "eval"):
+        ctx.close("LSTMLanguageModel._body", "loss in evaluation (train=False: no dropout)", "eval", "loss")
+
+
+# --------------------------------------------------------------------------- training
+
+def _evaluate(ctx, case):
+    n, batch, steps, dropout = probes.EVALUATE_CASES[case]
+    what = f"{n} words, batch_size={batch}, num_steps={steps}" + (f", a model with dropout {dropout}" if dropout else "")
+    if not ctx.ran("evaluate", case):
+        return
+    got, ref = ctx.theirs[case], ctx.ref[case]
+    if compare("", "", got.get("tokens"), ref["tokens"]) is not None:
+        ctx.say(f"evaluate: ({what}) counted {got.get('tokens')} predicted words, expected {int(ref['tokens'])}: "
+                "every word of every stream after its first is predicted once")
+        return
+    nll, want = got.get("nll"), float(ref["nll"])
+    if nll is None or compare("", "", nll, ref["nll"], tol=1e-9) is not None:
+        hint = ""
+        if nll is not None and batch > 1 and math.isclose(float(nll) * batch, want, rel_tol=1e-6):
+            hint = ": model.forward's loss is averaged over the N streams; multiply it by N to sum the NLL"
+        elif dropout:
+            hint = ": evaluate with dropout off (train=False) and carry the state from chunk to chunk"
+        else:
+            hint = ": carry the state from chunk to chunk, dropout off, sum the NLL of every word"
+        ctx.say(f"evaluate: ({what}) total NLL {float(nll) if nll is not None else None}, expected {want:.6f}{hint}")
+        return
+    ctx.close("evaluate", f"perplexity ({what}): exp(nll / words)", case, "perplexity", tol=1e-9)
+
+
+@check("training:evaluate", "stream")
+def _(ctx):
+    for case in ("stream", "batched", "long_chunks"):
+        _evaluate(ctx, case)
+
+
+@check("training:evaluate", "dropout_off")
+def _(ctx):
+    _evaluate(ctx, "dropout_model")
+
+
+def _loop(ctx, case):
+    steps, dropout, max_norm, lr = probes.LOOP_CASES[case]
+    what = f"{steps} step{'s' if steps > 1 else ''}" + (f", dropout {dropout}" if dropout else "") + \
+        f", max_grad_norm {max_norm}, lr {lr}"
+    if not ctx.ran("train_step", case):
+        return
+    got, ref = ctx.theirs[case], ctx.ref[case]
+    if compare("", "", got.get("gnorms"), ref["gnorms"], tol=1e-9) is not None:
+        ctx.say(f"train_step: ({what}) returned gradient norms {np.round(got.get('gnorms', []), 6).tolist()}, "
+                f"expected {np.round(ref['gnorms'], 6).tolist()}: gnorm is the global norm *before* clipping "
+                "(what clip_global_norm_ returns)")
+    if compare("", "", got.get("losses"), ref["losses"], tol=1e-9) is not None:
+        ctx.say(f"train_step: ({what}) returned losses {np.round(got.get('losses', []), 6).tolist()}, expected "
+                f"{np.round(ref['losses'], 6).tolist()}: forward this chunk from the state the previous chunk "
+                "returned, dropout on")
+    wrong = [k[6:] for k in sorted(ref) if k.startswith("param.") and compare("", "", got.get(k), ref[k], tol=1e-9)]
+    if wrong:
+        ctx.say(f"train_step: ({what}) the weights after the step{'s' if steps > 1 else ''} differ from one step "
+                f"of truncated BPTT (in {', '.join(wrong)}): backward, clip the global norm to max_grad_norm "
+                "(clip_global_norm_), then the SGD step with lr (sgd_step_)")
+    for field in ("state_h", "state_c"):
+        if compare("", "", got.get(field), ref[field], tol=1e-9) is not None:
+            ctx.say(f"train_step: ({what}) the returned state is wrong: return the state model.forward returned, "
+                    "to carry into the next chunk")
+            break
+
+
+@check("training:loop", "one_step")
+def _(ctx):
+    _loop(ctx, "one_step")
+
+
+@check("training:loop", "carried")
+def _(ctx):
+    _loop(ctx, "carried")
+
+
+@check("training:loop", "clipped")
+def _(ctx):
+    _loop(ctx, "clipped")
+
+
+def judge(part_key: str, inputs: dict, ref: dict, theirs: dict) -> dict:
+    """{group name: [messages]} (an empty list: the group passes)."""
+    split = probes._split
+    ins, rs, th = split(inputs), split(ref), split(theirs)
+    out = {}
+    for group, fn in CHECKS[part_key].items():
+        ctx = Ctx(ins, rs, th)
+        fn(ctx)
+        out[group] = ctx.messages
+    return out
+
+
+def judge_group(part_key: str, group: str, inputs: dict, ref: dict, theirs: dict) -> list:
+    """The messages of one group (an empty list: it passes)."""
+    split = probes._split
+    ctx = Ctx(split(inputs), split(ref), split(theirs))
+    CHECKS[part_key][group](ctx)
+    return ctx.messages

@@ -1,1 +1,0 @@
-"""Hidden assignment tests: run by ``minilstm grade`` only, never copied into a student version."""
