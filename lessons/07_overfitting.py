@@ -34,12 +34,12 @@ import math
 import time
 
 import numpy as np
-from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
 from _lesson import QUICK, banner, pick, plt, save
 
 from minilstm.config import get_config
 from minilstm.data import make_builtin_corpus
+from minilstm.plots import style_epoch_axes
 from minilstm.training import evaluate, evaluate_ensemble, train
 
 banner("Lesson 7: overfitting, dropout and model averaging")
@@ -90,16 +90,9 @@ for p, color in ((0.0, "C3"), (0.5, "C0")):
     ax.plot(epochs, [r["train_ppl"] for r in hist], "--o", color=color, ms=4, label=f"{label}: train")
     ax.plot(epochs, [r["valid_ppl"] for r in hist], "-o", color=color, ms=4, lw=2, label=f"{label}: valid")
 ax.axhline(best["valid"], color="k", ls=":", label=f"best possible (true entropy): {best['valid']:.2f}")
-ax.set_yscale("log")
-ax.yaxis.set_major_formatter(ScalarFormatter())
-ax.yaxis.set_minor_formatter(ScalarFormatter())
-ax.tick_params(axis="y", which="minor", labelsize=7)
-ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-ax.set_xlabel("epoch")
-ax.set_ylabel("perplexity")
-ax.set_title(f"{base.num_layers}x{base.hidden_size} LSTM on {len(corpus.train):,} words of the built-in corpus")
+title = f"{base.num_layers}x{base.hidden_size} LSTM on {len(corpus.train):,} words of the built-in corpus"
+style_epoch_axes(ax, title, "perplexity")  # log y-axis in plain numbers, whole epochs
 ax.legend(fontsize=8)
-ax.grid(alpha=0.3, which="both")
 save(fig, "07_train_vs_valid")
 
 # %% [markdown]

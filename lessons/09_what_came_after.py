@@ -34,7 +34,6 @@
 import time
 
 import numpy as np
-from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
 from _lesson import QUICK, banner, pick, plt, save
 
@@ -42,6 +41,7 @@ import minilstm as m
 from minilstm import gradcheck as gc
 from minilstm.config import get_config
 from minilstm.data import make_builtin_corpus
+from minilstm.plots import style_epoch_axes
 from minilstm.training import train
 
 banner("Lesson 9: what came after")
@@ -193,16 +193,9 @@ for label, mode, tie in SETTINGS:
     ax.plot([r["epoch"] for r in h], [r["valid_ppl"] for r in h], "--o" if tie else "-o", color=colours[mode],
             ms=4, label=label)
 ax.axhline(np.exp(corpus.entropy["valid"]), color="k", ls=":", label="best possible (true entropy)")
-ax.set_yscale("log")
-ax.yaxis.set_major_formatter(ScalarFormatter())
-ax.yaxis.set_minor_formatter(ScalarFormatter())
-ax.tick_params(axis="y", which="minor", labelsize=7)
-ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-ax.set_xlabel("epoch")
-ax.set_ylabel("validation perplexity")
-ax.set_title(f"{base.num_layers}x{base.hidden_size} LSTM on {len(corpus.train):,} words: validation perplexity")
+title = f"{base.num_layers}x{base.hidden_size} LSTM on {len(corpus.train):,} words: validation perplexity"
+style_epoch_axes(ax, title, "validation perplexity")  # log y-axis in plain numbers, whole epochs
 ax.legend(fontsize=8)
-ax.grid(alpha=0.3, which="both")
 save(fig, "09_what_came_after")
 
 # %% [markdown]

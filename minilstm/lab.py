@@ -176,9 +176,7 @@ def plot_validation(out_dir, runs=RUNS, path=None):
     """One figure: validation perplexity per epoch of every run with metrics (finished or not)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator, ScalarFormatter
-
-    from .plots import epoch_rows, read_metrics
+    from .plots import epoch_rows, read_metrics, style_epoch_axes
 
     out_dir = Path(out_dir)
     path = Path(path) if path else out_dir / "lab_validation.png"
@@ -200,15 +198,8 @@ def plot_validation(out_dir, runs=RUNS, path=None):
         drawn += 1
     if not drawn:
         return None
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(ScalarFormatter())  # plain numbers, not powers of ten
-    ax.yaxis.set_minor_formatter(ScalarFormatter())
-    ax.tick_params(axis="y", which="minor", labelsize=7)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation perplexity (log scale)")
-    ax.set_title("Regularization lab: validation perplexity (one seed)")
-    ax.grid(True, which="both", alpha=0.3)
+    style_epoch_axes(ax, "Regularization lab: validation perplexity (one seed)",
+                     "validation perplexity (log scale)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")

@@ -186,7 +186,9 @@ def _plain_log_formatter(**kwargs):
     return PlainLogFormatter(**kwargs)
 
 
-def _style_axes(ax, title: str, ylabel: str, log: bool) -> None:
+def style_epoch_axes(ax, title: str, ylabel: str, log: bool = True) -> None:
+    """Axes over epochs, as every minilstm figure draws them: integer epochs and, with ``log``, a
+    log y-axis labelled with plain numbers (the lab and lessons 7 and 9 use it too)."""
     from matplotlib.ticker import MaxNLocator
 
     ax.set_title(title, fontsize=11)
@@ -232,7 +234,7 @@ def _plot_perplexity(ax, runs: list[_Run]) -> None:
     best = next((run.best["valid"] for run in runs if run.best and "valid" in run.best), None)
     if best is not None and any_data:
         ax.axhline(best, color="black", ls=":", lw=1.5)
-    _style_axes(ax, "(a) Perplexity: train (dashed) vs. validation (solid)",
+    style_epoch_axes(ax, "(a) Perplexity: train (dashed) vs. validation (solid)",
                 "perplexity (log scale, lower is better)", log=any_data)
 
     # One legend: a colour per run, then what the line styles and markers mean.
@@ -260,7 +262,7 @@ def _plot_learning_rate(ax, runs: list[_Run]) -> None:
     positive = any_data and all(v > 0 for run in runs for v in run.series("lr")[1])
     if not any_data:
         _no_data(ax, "learning rates")
-    _style_axes(ax, "(b) Learning rate (SGD schedule)",
+    style_epoch_axes(ax, "(b) Learning rate (SGD schedule)",
                 "learning rate" + (" (log scale)" if positive else ""), log=positive)
 
 
@@ -287,7 +289,7 @@ def _plot_grad_norm(ax, runs: list[_Run]) -> None:
     positive = any_data and all(v > 0 for v in values)
     if not any_data:
         _no_data(ax, "gradient norms")
-    _style_axes(ax, "(c) Gradient norm before clipping", "global L2 norm" + (" (log scale)" if positive else ""),
+    style_epoch_axes(ax, "(c) Gradient norm before clipping", "global L2 norm" + (" (log scale)" if positive else ""),
                 log=positive)
     handles = [Line2D([], [], color="0.3", ls="-", marker="o", ms=3, label="mean over the epoch")]
     if any_max:
