@@ -501,6 +501,9 @@ def _(ctx):
 
 @check("dropout:variational", "backward")
 def _(ctx):
+    inp = ctx.inputs["broadcast"]
+    shared = ctx.ran(_BCAST, "broadcast") and compare(
+        _BCAST, "", ctx.theirs["broadcast"].get("view"), np.broadcast_to(inp["mask"], inp["x"].shape)) is None
     for case in ("given1", "given2"):
         if not ctx.ran(_MASK, case):
             continue
@@ -510,10 +513,12 @@ def _(ctx):
         wrong = [n[5:] for n in names if compare("", "", got.get(n), ref[n]) is not None]
         if wrong:
             worst = compare(_MASK, f"gradient {wrong[-1]}", got.get(f"grad.{wrong[-1]}"), ref[f"grad.{wrong[-1]}"])
-            ctx.say(f"{_MASK}: wrong gradient {', '.join(wrong)} (dropout_mode='variational', {L} "
-                    f"layer{'s' if L > 1 else ''}, given masks); " + _detail(worst, wrong[-1])
-                    + ". The backward goes back through the cache _mask returns: apply the mask with "
-                    "dropout_forward, so that its cache holds the mask as applied")
+            fix = (f"The backward goes back through the cache {_MASK} returns: apply the mask with "
+                   "dropout_forward, so that its cache holds the mask as applied") if shared else \
+                  (f"{_BCAST} gives a wrong view of the (N, 1, H) mask, and the backward multiplies by the same "
+                   "view: fix it first")
+            ctx.say(f"{_MASK if shared else _BCAST}: wrong gradient {', '.join(wrong)} (dropout_mode='variational', "
+                    f"{L} layer{'s' if L > 1 else ''}, given masks); " + _detail(worst, wrong[-1]) + ". " + fix)
 
 
 # --------------------------------------------------------------------------- training
