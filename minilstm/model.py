@@ -236,18 +236,27 @@ class LSTMLanguageModel:
         if not train or not self.uses_dropout:
             return dropout_forward(x, 0.0, train=False)
         if self.dropout_mode in PER_SEQUENCE_MODES:  # one (N, 1, H) mask for all T steps
+            ### BEGIN SOLUTION [dropout:variational] (hint: take this sequence's mask from
+            ###     self._sequence_mask(name, N, rng, masks) (N is x.shape[0]), record it in used[name] and apply
+            ###     it with dropout_forward(x, p, train=True, mask=it): dropout_forward shares an (N, 1, H) mask over
+            ###     the T steps, and its cache lets dropout_backward use the same mask going back)
             used[name] = self._sequence_mask(name, x.shape[0], rng, masks)
             return dropout_forward(x, self.dropout, train=True, mask=used[name])
+            ### END SOLUTION
         out, cache = dropout_forward(x, self.dropout, train=True, rng=rng, mask=masks.get(name))
         used[name] = cache.mask
         return out, cache
 
     def _sequence_mask(self, name, N, rng, masks):
         """masks[name] if given, else a fresh (N, 1, H) mask: one per sequence (chunk), shared over time."""
+        ### BEGIN SOLUTION [dropout:variational] (hint: the given masks[name] when there is one; else draw ONE
+        ###     mask per sequence with dropout_mask of shape (N, 1, H), p = self.dropout, rng and self.dtype: the
+        ###     axis of length 1 is time, so every step of the chunk sees the same units dropped)
         mask = masks.get(name)
         if mask is None:
             mask = dropout_mask((N, 1, self.H), self.dropout, rng, self.dtype)
         return mask
+        ### END SOLUTION
 
     def _body(self, tokens, state, train, rng, masks):
         """Everything up to the vocabulary scores (N, T, V)."""

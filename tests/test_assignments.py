@@ -50,6 +50,9 @@ BUG_RUNS = [
     (["dropout", "lstm"], [  # partial credit: one group of the part fails, the others earn their points
         ("given-recurrent-mask-ignored", "minilstm/model.py", "h_masks = masks.get(name)", "h_masks = None",
          "dropout:placement", ["LSTMLanguageModel._body", "recurrent", "rec1"]),
+        ("fresh-mask-per-step", "minilstm/model.py", "used[name] = self._sequence_mask(name, x.shape[0], rng, masks)",
+         "used[name] = masks.get(name, dropout_mask(x.shape, self.dropout, rng, self.dtype))", "dropout:variational",
+         ["LSTMLanguageModel._mask", "drop0", "one (N, 1, H)", "per sequence"]),
         ("overwrites-its-input", "minilstm/ops/lstm.py", "    xp.multiply(o, tanh_c, out=next_h)\n",
          "    xp.multiply(o, tanh_c, out=next_h)\n    prev_c *= 0.5\n", "lstm:cell_forward",
          ["cell_forward", "overwrote its input prev_c"]),
@@ -58,6 +61,7 @@ BUG_RUNS = [
 # Expected group scores where a bug leaves some groups of its part intact: {bug id: {group: score}}.
 PARTIAL = {
     "given-recurrent-mask-ignored": {"zaremba": 8, "recurrent": 0, "none_and_eval": 2},
+    "fresh-mask-per-step": {"per_sequence": 0, "forward": 4, "backward": 4},  # given masks are still used right
     "overwrites-its-input": {"values": 3, "float32": 1, "inputs": 0},
     "assign-instead-of-add": {"gradients": 0, "inputs": 2},
 }
@@ -69,7 +73,7 @@ SYNTAX_ERROR = ("syntax-error", "minilstm/ops/dropout.py", None, "def oops(:\n",
 ONE_PART_RUNS = [
     ["lstm:cell_forward", "dropout:operator", "training:evaluate"],
     ["lstm:cell_backward", "dropout:placement", "training:loop"],
-    ["lstm:step"], ["lstm:sequence_forward"], ["lstm:sequence_backward"],
+    ["lstm:step", "dropout:variational"], ["lstm:sequence_forward"], ["lstm:sequence_backward"],
 ]
 
 
@@ -402,11 +406,12 @@ def test_grade_refuses_a_folder_without_the_package(tmp_path):
 
 
 def test_a_syntax_error_costs_the_parts_of_its_file(graded):
-    """dropout.py holds only the operator's functions: the operator scores 0 with the error and where it is;
-    placement (filled in) is graded on the reference operator and keeps its points."""
+    """dropout.py holds the operator's functions and broadcast_over_time (variational): both score 0 with the
+    error and where it is; placement (filled in) is graded on the reference operator and keeps its points."""
     report = graded["syntax-error"]
-    (op, placement) = report["assignments"][0]["parts"]
-    assert op["score"] == 0 and "SyntaxError" in op["error"] and "dropout.py:1" in op["error"], op
+    (op, placement, variational) = report["assignments"][0]["parts"]
+    for part in (op, variational):
+        assert part["score"] == 0 and "SyntaxError" in part["error"] and "dropout.py:1" in part["error"], part
     assert placement["score"] == placement["points"] == 15, placement
 
 
@@ -422,8 +427,8 @@ def test_command_line_assign_then_grade_with_json_report(tmp_path, capsys):
     assert args.func(args) == 1  # points lost
     printed = capsys.readouterr().out
     assert "dropout: Dropout, and where the paper puts it" in printed
-    assert "given      operator" in printed and "0/15   placement" in printed
+    assert "given      operator" in printed and "0/15   placement" in printed and "0/13   variational" in printed
     report = json.loads(report_path.read_text())
     # a part handed out solved is not scored: the handout's assignment.json says which
-    assert report["schema"] == 2 and report["max_score"] == 15 and report["given"] == ["dropout:operator"]
-    assert part_scores(report) == {"dropout:operator": 0, "dropout:placement": 0}
+    assert report["schema"] == 2 and report["max_score"] == 28 and report["given"] == ["dropout:operator"]
+    assert part_scores(report) == {"dropout:operator": 0, "dropout:placement": 0, "dropout:variational": 0}

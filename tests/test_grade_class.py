@@ -22,7 +22,8 @@ def _parser():
 def klass(tmp_path_factory):
     root = tmp_path_factory.mktemp("class")
     students = root / "students"
-    assign.write_student_version(students / "ada", ["dropout"], solved=["dropout:operator", "dropout:placement"])
+    assign.write_student_version(students / "ada", ["dropout"], solved=["dropout:operator", "dropout:placement",
+                                                                           "dropout:variational"])
     assign.write_student_version(students / "bob", ["dropout"])
     (students / "eve").mkdir()  # handed in nothing usable
     (students / "eve" / "notes.txt").write_text("sorry")
@@ -33,7 +34,8 @@ def klass(tmp_path_factory):
     instructor.mkdir()
     (instructor / "grading.json").write_text(json.dumps({
         "assignments": ["dropout"],
-        "points": {"dropout:operator": 20, "dropout:placement": {"zaremba": 10, "recurrent": 6, "none_and_eval": 4}}}))
+        "points": {"dropout:operator": 20, "dropout:placement": {"zaremba": 10, "recurrent": 6, "none_and_eval": 4},
+                   "dropout:variational": 10}}))
     (instructor / "checks.py").write_text(  # an extra group, checked on the same fresh inputs
         "import numpy as np\n"
         "def mask_is_exactly_the_scale(ctx):\n"
@@ -57,9 +59,10 @@ def test_gradebook_and_feedback_for_every_student(klass):
     rows = list(csv.DictReader(open(klass["out"] / "gradebook.csv")))
     assert [r["student"] for r in rows] == ["ada", "bob", "eve"]
     ada, bob, eve = rows
-    # 20 + 20 points from grading.json, plus the extra group's 5 from checks.py
-    assert (ada["score"], ada["max_score"], ada["dropout:operator"], ada["dropout:placement"]) == ("45", "45", "25", "20")
-    assert (bob["score"], bob["max_score"]) == ("0", "45")
+    # 20 + 20 + 10 points from grading.json, plus the extra group's 5 from checks.py
+    assert (ada["score"], ada["max_score"], ada["dropout:operator"], ada["dropout:placement"],
+            ada["dropout:variational"]) == ("55", "55", "25", "20", "10")
+    assert (bob["score"], bob["max_score"]) == ("0", "55")
     assert eve["score"] == "0" and "no minilstm package" in eve["errors"]
     for name in ("ada", "bob", "eve"):
         assert (klass["out"] / "feedback" / f"{name}.txt").is_file()
@@ -88,7 +91,7 @@ def test_gradescope_results_json(klass, tmp_path):
                                  "--gradescope", str(results)])
     assert args.func(args) == 0
     data = json.loads(results.read_text())
-    assert data["score"] == 45
-    assert len(data["tests"]) == 7 and {t["max_score"] for t in data["tests"]} >= {10, 6, 4}
+    assert data["score"] == 55
+    assert len(data["tests"]) == 10 and {t["max_score"] for t in data["tests"]} >= {10, 6, 4}
     assert all(set(t) == {"name", "score", "max_score", "output"} for t in data["tests"])
     assert all(t["score"] == t["max_score"] for t in data["tests"])

@@ -170,7 +170,10 @@ DROPOUT = Assignment(
         "Implement the inverted dropout operator D (`dropout_mask`, `dropout_forward`, `dropout_backward`), "
         "then place it in the language model (`LSTMLanguageModel._body` and `.backward`): on the non-recurrent "
         "connections only (`dropout_mode='zaremba'`, the paper's idea) and, for comparison, also on h(t-1) "
-        "(`dropout_mode='recurrent'`, the naive placement the paper argues against)."
+        "(`dropout_mode='recurrent'`, the naive placement the paper argues against). Last, what came after: "
+        "variational dropout (Gal & Ghahramani 2016, `dropout_mode='variational'`), one mask per sequence shared "
+        "by every time step, on the inputs, the output and h(t-1) (`LSTMLanguageModel._sequence_mask`, "
+        "`LSTMLanguageModel._mask`, `broadcast_over_time`)."
     ),
     parts=(
         Part("operator", "the dropout operator D: mask, forward, backward",
@@ -185,6 +188,13 @@ DROPOUT = Assignment(
              (Group("zaremba", 8, "loss and gradients with the paper's placement, 1 to 3 layers"),
               Group("recurrent", 5, "loss and gradients with D also on h(t-1)"),
               Group("none_and_eval", 2, "no mask with dropout_mode='none' or in evaluation"))),
+        Part("variational", "variational dropout: one mask per sequence, shared by every time step",
+             ("minilstm.ops.dropout:broadcast_over_time", "minilstm.model:LSTMLanguageModel._sequence_mask",
+              "minilstm.model:LSTMLanguageModel._mask"),
+             (Group("per_sequence", 5, "every mask drawn is (N, 1, H), 0 or 1/(1-p), about 1 - p kept, different "
+                                       "for every sequence, and the same at every time step where it is applied"),
+              Group("forward", 4, "loss and state with given (N, 1, H) masks, 1 and 2 layers; the broadcast view"),
+              Group("backward", 4, "the gradients through the shared masks, 1 and 2 layers"))),
     ),
 )
 

@@ -394,6 +394,133 @@ def _(ctx):
         ctx.close("LSTMLanguageModel._body", "loss in evaluation (train=False: no dropout)", "eval", "loss")
 
 
+_SEQ, _MASK, _BCAST = "LSTMLanguageModel._sequence_mask", "LSTMLanguageModel._mask", "broadcast_over_time"
+
+
+def _sequence_mask_problem(m, N, H, T, p):
+    """What is wrong with one drawn per-sequence mask (None: nothing)."""
+    if m is None:
+        return "was not recorded in used (the masks of a training forward)"
+    if m.shape != (N, 1, H):
+        if m.shape == (N, T, H):
+            return (f"has shape {m.shape}: a fresh mask for every time step (that is zaremba's D); variational "
+                    f"dropout draws one (N, 1, H) = {(N, 1, H)} mask per sequence and shares it over the T steps")
+        return f"has shape {m.shape}, expected (N, 1, H) = {(N, 1, H)}: one mask per sequence"
+    kept_value = 1.0 / (1.0 - p)
+    values = m.astype(np.float64)
+    odd = ~((values == 0) | np.isclose(values, kept_value, rtol=1e-6))
+    if odd.any():
+        return (f"holds {values[odd].flat[0]:.4f}: with p = {p} every value must be 0 or 1/(1-p) = "
+                f"{kept_value:.4f} (inverted dropout, draw it with dropout_mask)")
+    if all(np.array_equal(m[0], m[n]) for n in range(1, N)):
+        return "is the same for every sequence of the batch: draw one mask per sequence (shape (N, 1, H)), not one in all"
+    return None
+
+
+@check("dropout:variational", "per_sequence")
+def _(ctx):
+    if not ctx.ran(_MASK, "drawn"):
+        return
+    L, N, T, p = probes.VARIATIONAL_CASES["drawn"]
+    H = probes.VARIATIONAL_SIZES["H"]
+    got = ctx.theirs["drawn"]
+    names = probes._mask_names("variational", L)
+    used = sorted(str(x) for x in np.atleast_1d(got.get("masks_used", np.array([], dtype=str))))
+    if used != sorted(names):
+        ctx.say(f"{_MASK}: the masks recorded in used were {used or 'none'}, expected {sorted(names)}: "
+                "record every mask, used[name] = the mask")
+    # rec{l} come to _body straight from _sequence_mask; drop{l} through _mask: blame the function that drew it
+    bad_rec = False
+    for name in sorted(names, key=lambda n: not n.startswith("rec")):  # rec{l} first: they tell whom to blame
+        problem = _sequence_mask_problem(got.get(f"used.{name}"), N, H, T, p)
+        if problem is None:
+            continue
+        if name.startswith("rec"):
+            bad_rec = True
+            ctx.say(f"{_SEQ}: the mask {name} (h(t-1) of layer {name[3:]}) {problem}")
+        elif not bad_rec:
+            ctx.say(f"{_MASK}: the mask {name} (it comes from self._sequence_mask) {problem}")
+    masks = [got.get(f"used.{n}") for n in names]
+    if all(m is not None and m.shape == (N, 1, H) for m in masks):
+        kept = float(np.mean([(m > 0).mean() for m in masks]))
+        if abs(kept - (1 - p)) > 0.025:
+            ctx.say(f"{_SEQ}: kept {kept:.3f} of the units with p = {p}, expected about {1 - p:.2f} "
+                    "(keep each unit with probability 1 - p: dropout_mask does it)")
+        if any(not np.array_equal(got.get(f"again.{n}", np.zeros(0)), m) for n, m in zip(names, masks)):
+            ctx.say(f"{_SEQ}: the same seed gave different masks; draw only from rng")
+        # lstm_forward (given code) shares rec{l} over time with broadcast_over_time; drop{l} is applied by _mask
+        wrong = [n for n, m in zip(names, masks) if got.get(f"applied.{n}") is None
+                 or got[f"applied.{n}"].shape != (N, T, H)
+                 or not np.array_equal(got[f"applied.{n}"], np.broadcast_to(m, (N, T, H)))]
+        for name in wrong[:1]:
+            shape = getattr(got.get(f"applied.{name}"), "shape", None)
+            if any(n.startswith("rec") for n in wrong):
+                ctx.say(f"{_BCAST}: the mask {name} as applied (shape {shape}) is not the (N, 1, H) mask at every "
+                        f"one of the T = {T} steps: return broadcast_to(mask, shape) for an (N, 1, H) mask")
+            else:
+                ctx.say(f"{_MASK}: the mask {name} as applied (dropout_forward's cache.mask, shape {shape}) is not "
+                        f"the sequence's (N, 1, H) mask at every one of the T = {T} steps: apply the mask recorded "
+                        "in used[name] with dropout_forward(x, p, train=True, mask=...)")
+
+
+def _variational_given(ctx, case):
+    """Whether the case ran; says when the given masks were not the ones used."""
+    L = probes.VARIATIONAL_CASES[case][0]
+    if not ctx.ran(_MASK, case):
+        return False
+    got = ctx.theirs[case]
+    for name in probes._mask_names("variational", L):
+        mine, given = got.get(f"used.{name}"), ctx.inputs[case][f"mask.{name}"]
+        if mine is None or mine.shape != given.shape or not np.array_equal(mine, given):
+            fn = _SEQ if name.startswith("rec") or not np.array_equal(got.get("used.rec1", np.zeros(0)),
+                                                                        ctx.inputs[case]["mask.rec1"]) else _MASK
+            ctx.say(f"{fn}: ({L} layer{'s' if L > 1 else ''}) the given mask {name} was not the one used; use "
+                    f"masks[{name!r}] when given")
+    return True
+
+
+@check("dropout:variational", "forward")
+def _(ctx):
+    shared = False
+    if ctx.ran(_BCAST, "broadcast"):
+        inp = ctx.inputs["broadcast"]
+        shared = ctx.close(_BCAST, "view of an (N, 1, H) mask over (N, T, H) (the same mask at every step)",
+                           "broadcast", "view", ref=np.broadcast_to(inp["mask"], inp["x"].shape))
+        ctx.close(_BCAST, "result for a mask already of shape (N, T, H) (return it unchanged)", "broadcast", "full",
+                  ref=inp["full"])
+    fn = _MASK if shared else _BCAST  # a wrong view makes every loss wrong: name the cause
+    for case in ("given1", "given2"):
+        if not _variational_given(ctx, case):
+            continue
+        L = probes.VARIATIONAL_CASES[case][0]
+        what = f"dropout_mode='variational', {L} layer{'s' if L > 1 else ''}, the same (N, 1, H) masks"
+        ctx.close(fn, f"training loss ({what})", case, "loss")
+        ctx.close(fn, f"final state h ({what})", case, "state_h")
+        ctx.close(fn, f"final state c ({what})", case, "state_c")
+
+
+@check("dropout:variational", "backward")
+def _(ctx):
+    inp = ctx.inputs["broadcast"]
+    shared = ctx.ran(_BCAST, "broadcast") and compare(
+        _BCAST, "", ctx.theirs["broadcast"].get("view"), np.broadcast_to(inp["mask"], inp["x"].shape)) is None
+    for case in ("given1", "given2"):
+        if not ctx.ran(_MASK, case):
+            continue
+        L = probes.VARIATIONAL_CASES[case][0]
+        got, ref = ctx.theirs[case], ctx.ref[case]
+        names = sorted(k for k in ref if k.startswith("grad."))
+        wrong = [n[5:] for n in names if compare("", "", got.get(n), ref[n]) is not None]
+        if wrong:
+            worst = compare(_MASK, f"gradient {wrong[-1]}", got.get(f"grad.{wrong[-1]}"), ref[f"grad.{wrong[-1]}"])
+            fix = (f"The backward goes back through the cache {_MASK} returns: apply the mask with "
+                   "dropout_forward, so that its cache holds the mask as applied") if shared else \
+                  (f"{_BCAST} gives a wrong view of the (N, 1, H) mask, and the backward multiplies by the same "
+                   "view: fix it first")
+            ctx.say(f"{_MASK if shared else _BCAST}: wrong gradient {', '.join(wrong)} (dropout_mode='variational', "
+                    f"{L} layer{'s' if L > 1 else ''}, given masks); " + _detail(worst, wrong[-1]) + ". " + fix)
+
+
 # --------------------------------------------------------------------------- training
 
 def _evaluate(ctx, case):

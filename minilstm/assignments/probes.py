@@ -226,7 +226,7 @@ def _mask_names(mode, layers):
     if mode == "none":
         return []
     names = [f"drop{layer}" for layer in range(layers + 1)]
-    if mode == "recurrent":
+    if mode in ("recurrent", "variational"):
         names += [f"rec{layer}" for layer in range(1, layers + 1)]
     return names
 
@@ -276,6 +276,66 @@ def _run_placement_case(case, inp):
         out.update({f"grad.{k}": np.asarray(v) for k, v in grads.items()})
         out["masks_used"] = np.array(sorted(cache.masks), dtype=str)
         out.update({f"used.{k}": np.asarray(v) for k, v in cache.masks.items() if v is not None})
+    return out
+
+
+# case: (layers, N, T, p); "drawn": masks the model draws (many units, for the keep rate), "given*": masks given
+VARIATIONAL_CASES = {"drawn": (2, 60, 4, 0.4), "given1": (1, 3, 4, 0.5), "given2": (2, 3, 5, 0.5)}
+VARIATIONAL_SIZES = dict(V=11, H=40)
+
+
+def _make_variational(rng):
+    V, H = VARIATIONAL_SIZES["V"], VARIATIONAL_SIZES["H"]
+    out = {}
+    for case, (L, N, T, p) in VARIATIONAL_CASES.items():
+        hidden = H if case == "drawn" else 4
+        d = _model_params(rng, V, hidden, L)
+        d["tokens"] = rng.integers(0, V, (N, T))
+        d["targets"] = rng.integers(0, V, (N, T))
+        d["state_h"], d["state_c"] = _randn(rng, L, N, hidden, scale=0.5), _randn(rng, L, N, hidden, scale=0.5)
+        if case == "drawn":
+            d["seed"] = _seed(rng)
+        else:
+            for name in _mask_names("variational", L):
+                d[f"mask.{name}"] = _keep_mask(rng, (N, 1, hidden), p)
+        out[case] = d
+    x = _randn(rng, 3, 5, 4)
+    out["broadcast"] = {"x": x, "mask": _keep_mask(rng, (3, 1, 4)), "full": _keep_mask(rng, x.shape)}
+    return out
+
+
+def _run_variational_case(case, inp):
+    from minilstm.ops import dropout
+    if case == "broadcast":
+        shape = inp["x"].shape
+        return {"view": np.array(dropout.broadcast_over_time(inp["mask"], shape)),
+                "full": np.array(dropout.broadcast_over_time(inp["full"], shape))}
+    L, N, T, p = VARIATIONAL_CASES[case]
+    model = _model_from(inp, "variational", L, p)
+    state = (inp["state_h"], inp["state_c"])
+    out = {}
+    if case == "drawn":
+        runs = []
+        for _ in range(2):  # the same seed twice: the same masks (drawn from rng only)
+            rng = np.random.default_rng(int(inp["seed"]))
+            _, cache, _ = model.forward(inp["tokens"], inp["targets"], state, train=True, rng=rng)
+            runs.append(cache)
+        cache = runs[0]
+        out["masks_used"] = np.array(sorted(cache.masks), dtype=str)
+        out.update({f"used.{k}": np.asarray(v) for k, v in cache.masks.items() if v is not None})
+        out.update({f"again.{k}": np.asarray(v) for k, v in runs[1].masks.items() if v is not None})
+        # the masks as applied: dropout's cache (N, T, H) and lstm_forward's h_masks (N, T, H)
+        out.update({f"applied.drop{k}": np.array(d.mask) for k, d in enumerate(cache.drops) if d.mask is not None})
+        out.update({f"applied.rec{k + 1}": np.array(lc.h_masks) for k, lc in enumerate(cache.lstms)
+                    if lc.h_masks is not None})
+        return out
+    masks = {k[len("mask."):]: v for k, v in inp.items() if k.startswith("mask.")}
+    loss, cache, new_state = model.forward(inp["tokens"], inp["targets"], state, train=True, masks=masks)
+    out.update({"loss": np.array(loss), "state_h": new_state[0], "state_c": new_state[1]})
+    out["masks_used"] = np.array(sorted(cache.masks), dtype=str)
+    out.update({f"used.{k}": np.asarray(v) for k, v in cache.masks.items() if v is not None})
+    grads = model.backward(cache)
+    out.update({f"grad.{k}": np.asarray(v) for k, v in grads.items()})
     return out
 
 
@@ -361,6 +421,7 @@ PROBES = {
     "lstm:sequence_backward": (_make_sequence, _each(_run_sequence)),
     "dropout:operator": (_make_operator, _run_operator_case),
     "dropout:placement": (_make_placement, _run_placement_case),
+    "dropout:variational": (_make_variational, _run_variational_case),
     "training:evaluate": (_make_evaluate, _run_evaluate_case),
     "training:loop": (_make_loop, _run_loop_case),
 }

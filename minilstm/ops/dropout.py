@@ -58,9 +58,13 @@ def broadcast_over_time(mask, shape):
     shape = tuple(shape)
     if mask is None or len(shape) != 3 or mask.ndim != 3 or tuple(mask.shape) == shape:
         return mask
+    ### BEGIN SOLUTION [dropout:variational] (hint: a mask of shape (N, 1, H) for shape (N, T, H) becomes
+    ###     xp.broadcast_to(mask, shape) with xp = get_array_module(mask): a read-only view in which every step t
+    ###     reads the same (N, H) mask, no copy; any other mask is returned unchanged)
     if mask.shape[1] == 1 and (mask.shape[0], mask.shape[2]) == (shape[0], shape[2]):
         return get_array_module(mask).broadcast_to(mask, shape)
     return mask
+    ### END SOLUTION
 
 
 def dropout_forward(x, p, train=True, rng=None, mask=None):

@@ -2,12 +2,14 @@
 
 The paper's point (Zaremba et al. 2014, section 3.2): D goes on the
 non-recurrent connections only, ``dropout_mode="zaremba"``; the naive
-``"recurrent"`` placement also drops h_{t-1} at every step.
+``"recurrent"`` placement also drops h_{t-1} at every step. What came after
+(Gal & Ghahramani 2016): ``"variational"``, one mask per sequence, shared by
+every time step, on the inputs, the output and h_{t-1}.
 """
 
 import numpy as np
 import pytest
-from assignment_helpers import expect_close, expect_gradients, keep_mask, randn, rng
+from assignment_helpers import expect_close, expect_gradients, expect_shape, keep_mask, randn, rng
 
 import minilstm
 from minilstm import gradcheck
@@ -158,3 +160,73 @@ def test_no_dropout_in_evaluation():
     plain.params = model.params  # the same weights without dropout: its training loss is the evaluation loss
     expect_close("LSTMLanguageModel._body", "the evaluation loss (no dropout)", loss,
                  plain.forward(tokens, targets, train=True)[0])
+
+
+# ---------------------------------------------------------------------------- variational
+
+
+@pytest.mark.part("dropout:variational")
+def test_broadcast_over_time_shares_one_mask_per_sequence():
+    mask = keep_mask(20, (3, 1, 4))
+    view = dropout.broadcast_over_time(mask, (3, 5, 4))
+    expect_shape("broadcast_over_time", "the view of an (N, 1, H) mask for shape (N, T, H)", np.asarray(view),
+                 (3, 5, 4))
+    for t in range(5):
+        expect_close("broadcast_over_time", f"the mask at step t = {t} (every step reads the same mask)",
+                     view[:, t], mask[:, 0])
+    full = keep_mask(21, (3, 5, 4))
+    if dropout.broadcast_over_time(full, (3, 5, 4)) is not full:
+        raise AssertionError("broadcast_over_time: a mask already of shape (N, T, H) must be returned unchanged")
+
+
+@pytest.mark.part("dropout:variational")
+def test_variational_masks_are_drawn_once_per_sequence():
+    p, N, T = 0.4, 50, 6
+    model = minilstm.LSTMLanguageModel(vocab_size=11, hidden_size=40, num_layers=2, dropout=p,
+                                       dropout_mode="variational", dtype="float64", seed=0)
+    tokens, targets = tokens_targets(4, N=N, T=T)
+    _, cache, _ = model.forward(tokens, targets, train=True, rng=minilstm.default_rng(8))
+    if sorted(cache.masks) != sorted(model.mask_names()):
+        raise AssertionError(f"LSTMLanguageModel._mask: in 'variational' mode a training forward must record the "
+                             f"masks {model.mask_names()} in used, it recorded {sorted(cache.masks)}")
+    for name, mask in sorted(cache.masks.items(), key=lambda item: not item[0].startswith("rec")):
+        # rec{l} come straight from _sequence_mask; drop{l} through _mask
+        function = "LSTMLanguageModel." + ("_sequence_mask" if name.startswith("rec") else "_mask")
+        if tuple(mask.shape) != (N, 1, model.H):
+            raise AssertionError(f"{function}: mask {name} has shape {tuple(mask.shape)}, "
+                                 f"expected (N, 1, H) = {(N, 1, model.H)}: one mask per sequence, shared by every "
+                                 "time step (a fresh one per step is zaremba's D)")
+        values = np.unique(mask)
+        if not (len(values) == 2 and np.allclose(values, [0.0, 1.0 / (1 - p)])):
+            raise AssertionError(f"LSTMLanguageModel._sequence_mask: mask {name} must hold only 0 and 1/(1-p) = "
+                                 f"{1 / (1 - p):.4f}, it holds {values[:5]} (draw it with dropout_mask)")
+        kept = float((mask > 0).mean())
+        if abs(kept - (1 - p)) > 0.05:  # 2,000 draws: the standard error is 0.011
+            raise AssertionError(f"LSTMLanguageModel._sequence_mask: mask {name} keeps {kept:.3f} of the units "
+                                 f"with p = {p}; expected about 1 - p = {1 - p}")
+    # As applied: dropout's cache and the LSTM's h_masks see the same mask at every step.
+    applied = [(f"drop{k}", d.mask) for k, d in enumerate(cache.drops)]
+    applied += [(f"rec{k + 1}", lc.h_masks) for k, lc in enumerate(cache.lstms)]
+    for name, mask in applied:
+        if mask is None or tuple(mask.shape) != (N, T, model.H):
+            raise AssertionError(f"LSTMLanguageModel._mask: the mask {name} as applied has shape "
+                                 f"{getattr(mask, 'shape', None)}, expected (N, T, H) = {(N, T, model.H)}")
+        for t in range(T):
+            expect_close("broadcast_over_time", f"mask {name} as applied at step t = {t} (the sequence's mask)",
+                         mask[:, t], cache.masks[name][:, 0])
+
+
+@pytest.mark.part("dropout:variational")
+def test_backward_through_variational_dropout():
+    model = small_model("variational", seed=2)
+    tokens, targets = tokens_targets(5, N=3, T=4)
+    masks = {name: keep_mask(30 + k, model.mask_shape(3, 4)) for k, name in enumerate(model.mask_names())}
+    loss, cache, _ = model.forward(tokens, targets, train=True, masks=masks)
+    for name, mask in masks.items():
+        if cache.masks.get(name) is None or not np.array_equal(cache.masks[name], mask):
+            raise AssertionError(f"LSTMLanguageModel._sequence_mask: the given mask {name} was not the one used; "
+                                 f"use masks[{name!r}] when given")
+    report = gradcheck.check_model(model, tokens, targets, masks=masks, max_checks=12, seed=3)
+    expect_gradients("LSTMLanguageModel._mask", report,
+                     "'variational' mode: apply the sequence's mask with dropout_forward, so that the backward "
+                     "goes back through the same (N, 1, H) mask at every step")
