@@ -19,32 +19,30 @@ never interrupted and ends with bit-identical weights.
 Ctrl-C: a step (forward, backward, clipping, the SGD update and the counters)
 is never cut in half. While train() runs, SIGINT only raises a flag when it
 lands inside a step; the step finishes, and the run stops and saves at that
-boundary (see ``_StepGuard``). A second Ctrl-C stops at once, without saving
+boundary (see ``interrupts.StepGuard``). A second Ctrl-C stops at once, without saving
 the torn state: the last checkpoint stays as it was.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import signal
 import sys
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
+from . import runfolder
 from .backend import get_xp, host_generator, set_host_generator, to_host
 from .checkpoint import (CheckpointError, check_compatible, load_checkpoint, rng_from_json,
                          rng_state_to_json, save_checkpoint)
 from .config import Config, check_memory, from_dict, get_config, validate
 from .data import DataError, batchify, iterate_chunks, load_corpus, num_chunks, vocab_hash
+from .interrupts import StepGuard
 from .model import LSTMLanguageModel
 from .optim import clip_global_norm_, sgd_step_
+from .runfolder import RunFolderError
 
 
 # ---------------------------------------------------------------------------
@@ -214,148 +212,6 @@ class TrainResult:
     best_perplexity: dict | None = None  # the built-in corpus's true optimum, per split
 
 
-class _StepGuard:
-    """Makes Ctrl-C take effect only between steps, so a saved state is never half-updated.
-
-    Inside ``with guard.step():`` a SIGINT only sets ``pending``; when the block ends, the
-    KeyboardInterrupt is raised there, at a step boundary. Outside a step it is raised at
-    once (nothing is half-done). A second SIGINT inside the same step raises at once and
-    marks the state ``torn``: the caller must then not save it.
-
-    Signal handlers can only be installed from the main thread (and not at all under some
-    embedders). Without one, a KeyboardInterrupt may still arrive (e.g. from a callback);
-    ``torn`` then tells whether it came in the middle of a step, and only a state reached at
-    a boundary is saved. The previous handler is put back when the run ends.
-    """
-
-    def __init__(self):
-        self.pending = False
-        self.torn = False
-        self._inside = False
-        self._previous = None
-        self.installed = False
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            try:
-                self._previous = signal.getsignal(signal.SIGINT)
-                if self._previous is signal.SIG_IGN:  # Ctrl-C is ignored here (nohup...): keep it so
-                    return self
-                signal.signal(signal.SIGINT, self._handler)
-                self.installed = True
-            except (ValueError, OSError, TypeError):  # not allowed here: fall back (see the docstring)
-                self.installed = False
-        return self
-
-    def __exit__(self, *exc):
-        if self.installed:
-            signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.default_int_handler)
-            self.installed = False
-        return False
-
-    def _handler(self, signum, frame):
-        if self._inside and not self.pending:
-            self.pending = True  # finish this step, then stop
-            return
-        raise KeyboardInterrupt
-
-    @contextmanager
-    def step(self):
-        """A block that must run to its end or not be saved: one training step and its bookkeeping."""
-        self._inside, self.torn = True, True
-        try:
-            yield
-        except BaseException:
-            self._inside = False  # torn stays True: this state is not saved
-            raise
-        # Reached only when the block completed: the state is consistent again.
-        self._inside, self.torn = False, False
-        if self.pending:
-            self.pending = False
-            raise KeyboardInterrupt
-
-    @contextmanager
-    def hold(self):
-        """For the final save: a first Ctrl-C during it is ignored (the save is finishing), a second one stops."""
-        self._inside, self.pending = True, False
-        try:
-            yield
-        finally:
-            self._inside, self.pending = False, False
-
-
-# The files a run folder holds; a folder with any of them is another run and is never overwritten.
-RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "last.npz", "best.npz", "curves.png")
-
-
-class RunFolderError(CheckpointError):
-    """A run folder cannot be used: it holds another run, is not a folder, or cannot be written."""
-
-
-def _stale_temporaries(out_dir: Path) -> list:
-    """Temporary files an interrupted save left behind (ours only: .NAME.*.tmp and NAME.tmp)."""
-    found = []
-    for p in out_dir.iterdir():
-        if p.is_file() and p.name.endswith(".tmp") and any(
-                p.name.startswith(f".{f}.") or p.name == f"{f}.tmp" for f in RUN_FILES):
-            found.append(p)
-    return sorted(found)
-
-
-def _check_run_folder(out_dir: Path, resume: bool, force: bool) -> tuple[list, list]:
-    """Refuse to overwrite another run. Returns (run files --force replaces, stale temporaries); changes nothing."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise RunFolderError(f"--out {out_dir} is a file, not a folder; choose another --out")
-    if not out_dir.is_dir():
-        if resume:
-            raise CheckpointError(f"--resume: no run folder {out_dir}; start without --resume")
-        if any(p.exists() and not p.is_dir() for p in out_dir.parents):
-            raise RunFolderError(f"cannot create the run folder {out_dir}: a parent is a file; choose another --out")
-        return [], []
-    try:
-        stale = _stale_temporaries(out_dir)
-        present = [f for f in RUN_FILES if (out_dir / f).exists()]
-    except OSError as exc:
-        raise RunFolderError(f"cannot read the run folder {out_dir}: {exc.strerror}") from exc
-    if resume:
-        if "last.npz" not in present:
-            raise CheckpointError(f"--resume: no checkpoint {out_dir / 'last.npz'}; start without --resume"
-                                  + (f" (the folder holds {', '.join(present)}: choose another --out, or "
-                                     "--force to replace them)" if present else ""))
-        return [], stale
-    if present and not force:
-        raise RunFolderError(f"{out_dir} already holds a run ({', '.join(present)}); pass --resume to "
-                             "continue it, choose another --out, or pass --force to replace those files")
-    return present, stale
-
-
-def _claim_run_folder(out_dir: Path, replaced: list, stale: list, log) -> None:
-    """Create the folder; remove what --force replaces and what interrupted saves left behind."""
-    if replaced:
-        log(f"--force: replacing {', '.join(replaced)} in {out_dir}")
-        for f in replaced:
-            _remove(out_dir / f)
-    for p in stale:
-        _remove(p)
-    if stale:
-        log(f"removed {len(stale)} temporary file(s) an interrupted save left in {out_dir}: "
-            + ", ".join(p.name for p in stale))
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RunFolderError(f"cannot create the run folder {out_dir}: {exc.strerror or exc}; "
-                             "choose another --out") from exc
-
-
-def _remove(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise RunFolderError(f"cannot remove {path}: {exc.strerror}") from exc
-
-
 def _check_splits(corpus, cfg: Config, train_ids, evaluate_test: bool) -> None:
     """Every split large enough for the run, checked before the first step (not after an epoch)."""
     need = 2 * cfg.batch_size
@@ -378,30 +234,6 @@ def build_model(cfg: Config, vocab_size: int, device=None) -> LSTMLanguageModel:
     return LSTMLanguageModel(vocab_size, cfg.hidden_size, cfg.num_layers, dropout=cfg.dropout,
                              dropout_mode=cfg.dropout_mode, init_scale=cfg.init_scale, dtype=cfg.dtype,
                              device=device, seed=cfg.seed, reuse_buffers=True, tie_weights=cfg.tie_weights)
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write ``path`` atomically: a temporary file renamed over it, removed if anything fails (disk full),
-    so the old file stays whole and no partial file is left behind."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _write_json(path: Path, obj) -> None:
-    _write_text(path, json.dumps(obj, indent=2) + "\n")
-
-
-def _write_metrics(out_dir: Path, history: list, extra: list = ()) -> None:
-    """metrics.jsonl is rewritten from the checkpointed history, so a resume never duplicates lines."""
-    _write_text(out_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in list(history) + list(extra)))
 
 
 def _save(out_dir, name, model, cfg, corpus_hash, prog, state, extra_meta=None):
@@ -468,7 +300,7 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
     if resume and out_dir is None:
         raise ValueError("resume=True needs out_dir, the run folder to continue")
     if out_dir is not None:
-        replaced, stale = _check_run_folder(out_dir, resume, force)
+        replaced, stale = runfolder.check_run_folder(out_dir, resume, force)
     if corpus is None:
         corpus = load_corpus(cfg.dataset, data_dir=data_dir)
     chash = vocab_hash(corpus.vocab)
@@ -494,8 +326,8 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
         prog, state = _resume_point(ck, model, cfg, out_dir / "last.npz")
         log(f"resuming {out_dir} at epoch {prog.epoch}, chunk {prog.chunk} (step {prog.step})")
     if out_dir is not None:  # every check passed: only now is anything written
-        _claim_run_folder(out_dir, replaced, stale, log)
-        _write_json(out_dir / "config.json", {**cfg.to_dict(), "label": _label(cfg), "vocab_hash": chash,
+        runfolder.claim_run_folder(out_dir, replaced, stale, log)
+        runfolder.write_json(out_dir / "config.json", {**cfg.to_dict(), "label": _label(cfg), "vocab_hash": chash,
                                              "dataset_description": corpus.description})
 
     data = xp.asarray(batchify(train_ids, cfg.batch_size))
@@ -511,7 +343,7 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
     result = TrainResult(cfg, model, prog.history, out_dir,
                          best_perplexity=_best(corpus))
     # The guard is outermost: a Ctrl-C during the final save below is deferred too.
-    with _StepGuard() as guard:
+    with StepGuard() as guard:
         try:
             while prog.epoch <= cfg.epochs:
                 lr = cfg.lr_at(prog.epoch)
@@ -554,7 +386,7 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
                         _save(out_dir, "last.npz", model, cfg, chash, prog, None)
                         if row["valid_ppl"] <= min(r["valid_ppl"] for r in prog.history):
                             _save(out_dir, "best.npz", model, cfg, chash, prog, None)
-                        _write_metrics(out_dir, prog.history)
+                        runfolder.write_metrics(out_dir, prog.history)
         except FloatingPointError as exc:
             kept = f"; the last good checkpoint {out_dir / 'last.npz'} is untouched" if out_dir is not None else ""
             raise FloatingPointError(
@@ -572,7 +404,7 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
             else:
                 with guard.hold():
                     _save(out_dir, "last.npz", model, cfg, chash, prog, state)
-                    _write_metrics(out_dir, prog.history)
+                    runfolder.write_metrics(out_dir, prog.history)
                 log(f"\ninterrupted: saved {out_dir / 'last.npz'} at epoch {prog.epoch}, chunk {prog.chunk}; "
                     f"continue with: minilstm train --out {out_dir} --resume")
             return result
@@ -592,8 +424,8 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
         if out_dir is not None:
             final = {"event": "test", "valid_ppl": result.valid_ppl, "test_ppl": result.test_ppl,
                      "train_time_s": sum(r["time_s"] for r in prog.history)}
-            _write_metrics(out_dir, prog.history, [final])
-            _write_json(out_dir / "summary.json", {**final, "config": cfg.to_dict(), "epochs": prog.history,
+            runfolder.write_metrics(out_dir, prog.history, [final])
+            runfolder.write_json(out_dir / "summary.json", {**final, "config": cfg.to_dict(), "epochs": prog.history,
                                                   "best_perplexity": result.best_perplexity})
     if out_dir is not None and prog.history:
         try:
@@ -602,27 +434,8 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
             plot_runs([out_dir])
         except Exception as exc:  # a plot must never cost a finished run
             log(f"(could not draw the plot: {exc})")
-        log(where_and_next(out_dir, prog.history))
+        log(runfolder.where_and_next(out_dir, prog.history))
     return result
-
-
-def where_and_next(out_dir, history: list) -> str:
-    """What a finished run leaves in ``out_dir`` and the three commands to try next (train's last lines)."""
-    import shlex
-
-    out_dir = Path(out_dir)
-    files = []
-    if (out_dir / "best.npz").exists() and history:
-        best = min(history, key=lambda r: r["valid_ppl"])
-        files.append(f"best.npz (lowest validation perplexity, epoch {best['epoch']})")
-    if (out_dir / "last.npz").exists():
-        files.append(f"last.npz (epoch {history[-1]['epoch'] if history else '?'}, for --resume)")
-    files += [name for name in ("curves.png", "metrics.jsonl") if (out_dir / name).exists()]
-    run = shlex.quote(str(out_dir))
-    return (f"saved in {out_dir}: {', '.join(files)}\n"
-            f"next:  minilstm plot {run}      # the training curves\n"
-            f"       minilstm eval {run}      # perplexity of best.npz\n"
-            f"       minilstm sample {run}    # text from best.npz")
 
 
 def _saved_config(meta, path) -> Config:

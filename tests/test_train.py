@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import minilstm as m
-from minilstm import cli
+from minilstm import cli, runfolder
 from minilstm.checkpoint import CheckpointError, load_checkpoint
 from minilstm.config import CONFIGS, get_config
 from minilstm.data import Corpus, load_corpus
@@ -240,7 +240,7 @@ def test_ctrl_c_anywhere_inside_a_step_resumes_bit_exactly(corpus, tmp_path, mon
             os.kill(os.getpid(), signal.SIGINT)
 
     real_backward, real_clip, real_sgd, real_eval, real_metrics, real_save = (
-        m.LSTMLanguageModel.backward, tr.clip_global_norm_, tr.sgd_step_, tr.evaluate, tr._write_metrics,
+        m.LSTMLanguageModel.backward, tr.clip_global_norm_, tr.sgd_step_, tr.evaluate, runfolder.write_metrics,
         tr._save)
 
     def backward(self, cache, dloss=1.0):
@@ -276,7 +276,7 @@ def test_ctrl_c_anywhere_inside_a_step_resumes_bit_exactly(corpus, tmp_path, mon
     monkeypatch.setattr(tr, "clip_global_norm_", clip)
     monkeypatch.setattr(tr, "sgd_step_", sgd)
     monkeypatch.setattr(tr, "evaluate", evaluate_)
-    monkeypatch.setattr(tr, "_write_metrics", metrics)
+    monkeypatch.setattr(runfolder, "write_metrics", metrics)
     monkeypatch.setattr(tr, "_save", save)
     before = signal.getsignal(signal.SIGINT)
     res = train("tiny", out_dir=tmp_path / "cut", corpus=corpus, progress=False, log=_quiet, **cfg)
@@ -390,14 +390,14 @@ def test_disk_full_leaves_no_partial_file_and_a_clear_error(corpus, tmp_path, mo
     with monkeypatch.context() as mp:
         mp.setattr(os, "fsync", full)
         with pytest.raises(OSError, match="No space left"):
-            tr._write_text(path, "new\n" * 1000)
+            runfolder.write_text(path, "new\n" * 1000)
     assert path.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["metrics.jsonl"]
 
     # In a run: the message says what happened and that the last checkpoint is intact.
     def no_space(*a, **kw):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "run" / "metrics.jsonl"))
 
-    monkeypatch.setattr(tr, "_write_metrics", no_space)
+    monkeypatch.setattr(runfolder, "write_metrics", no_space)
     monkeypatch.setattr(tr, "load_corpus", lambda name, data_dir=None: corpus)
     rc = cli.main(["train", "--no-compare", "--out", str(tmp_path / "run"), "--hidden", "8", "--epochs", "2",
                    "--steps", "10", "--batch", "8", "--eval-batch", "4", "--no-progress"])

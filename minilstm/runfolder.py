@@ -1,0 +1,129 @@
+"""The run folder: what ``minilstm train --out DIR`` writes, and how it never loses what is there.
+
+A folder that holds any run file belongs to another run and is refused (unless
+``--resume`` continues it, or ``--force`` replaces the files it lists); every
+file is written atomically (a temporary renamed over it, removed if the write
+fails), so a crash or a full disk leaves the old file whole; temporaries that an
+interrupted save left behind are removed when the folder is next used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from pathlib import Path
+
+from .checkpoint import CheckpointError
+
+# The files a run folder holds; a folder with any of them is another run and is never overwritten.
+RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "last.npz", "best.npz", "curves.png")
+
+
+class RunFolderError(CheckpointError):
+    """A run folder cannot be used: it holds another run, is not a folder, or cannot be written."""
+
+
+def _stale_temporaries(out_dir: Path) -> list:
+    """Temporary files an interrupted save left behind (ours only: .NAME.*.tmp and NAME.tmp)."""
+    found = []
+    for p in out_dir.iterdir():
+        if p.is_file() and p.name.endswith(".tmp") and any(
+                p.name.startswith(f".{f}.") or p.name == f"{f}.tmp" for f in RUN_FILES):
+            found.append(p)
+    return sorted(found)
+
+
+def check_run_folder(out_dir: Path, resume: bool, force: bool) -> tuple[list, list]:
+    """Refuse to overwrite another run. Returns (run files --force replaces, stale temporaries); changes nothing."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunFolderError(f"--out {out_dir} is a file, not a folder; choose another --out")
+    if not out_dir.is_dir():
+        if resume:
+            raise CheckpointError(f"--resume: no run folder {out_dir}; start without --resume")
+        if any(p.exists() and not p.is_dir() for p in out_dir.parents):
+            raise RunFolderError(f"cannot create the run folder {out_dir}: a parent is a file; choose another --out")
+        return [], []
+    try:
+        stale = _stale_temporaries(out_dir)
+        present = [f for f in RUN_FILES if (out_dir / f).exists()]
+    except OSError as exc:
+        raise RunFolderError(f"cannot read the run folder {out_dir}: {exc.strerror}") from exc
+    if resume:
+        if "last.npz" not in present:
+            raise CheckpointError(f"--resume: no checkpoint {out_dir / 'last.npz'}; start without --resume"
+                                  + (f" (the folder holds {', '.join(present)}: choose another --out, or "
+                                     "--force to replace them)" if present else ""))
+        return [], stale
+    if present and not force:
+        raise RunFolderError(f"{out_dir} already holds a run ({', '.join(present)}); pass --resume to "
+                             "continue it, choose another --out, or pass --force to replace those files")
+    return present, stale
+
+
+def claim_run_folder(out_dir: Path, replaced: list, stale: list, log) -> None:
+    """Create the folder; remove what --force replaces and what interrupted saves left behind."""
+    if replaced:
+        log(f"--force: replacing {', '.join(replaced)} in {out_dir}")
+        for f in replaced:
+            _remove(out_dir / f)
+    for p in stale:
+        _remove(p)
+    if stale:
+        log(f"removed {len(stale)} temporary file(s) an interrupted save left in {out_dir}: "
+            + ", ".join(p.name for p in stale))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunFolderError(f"cannot create the run folder {out_dir}: {exc.strerror or exc}; "
+                             "choose another --out") from exc
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise RunFolderError(f"cannot remove {path}: {exc.strerror}") from exc
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``path`` atomically: a temporary file renamed over it, removed if anything fails (disk full),
+    so the old file stays whole and no partial file is left behind."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def write_metrics(out_dir: Path, history: list, extra: list = ()) -> None:
+    """metrics.jsonl is rewritten from the checkpointed history, so a resume never duplicates lines."""
+    write_text(out_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in list(history) + list(extra)))
+
+
+def where_and_next(out_dir, history: list) -> str:
+    """What a finished run leaves in ``out_dir`` and the three commands to try next (train's last lines)."""
+    out_dir = Path(out_dir)
+    files = []
+    if (out_dir / "best.npz").exists() and history:
+        best = min(history, key=lambda r: r["valid_ppl"])
+        files.append(f"best.npz (lowest validation perplexity, epoch {best['epoch']})")
+    if (out_dir / "last.npz").exists():
+        files.append(f"last.npz (epoch {history[-1]['epoch'] if history else '?'}, for --resume)")
+    files += [name for name in ("curves.png", "metrics.jsonl") if (out_dir / name).exists()]
+    run = shlex.quote(str(out_dir))
+    return (f"saved in {out_dir}: {', '.join(files)}\n"
+            f"next:  minilstm plot {run}      # the training curves\n"
+            f"       minilstm eval {run}      # perplexity of best.npz\n"
+            f"       minilstm sample {run}    # text from best.npz")
