@@ -37,6 +37,11 @@ def _sigmoid(a):
     return 1.0 / (1.0 + np.exp(-a))
 
 
+# A student's exception text reaches the report whole up to this length (the stub hints run to
+# about 450 characters); beyond it, it is cut, so a submission cannot flood the report.
+MAX_ERROR_CHARS = 1000
+
+
 def _activated(a):
     H = a.shape[1] // 4
     return np.concatenate([_sigmoid(a[:, :3 * H]), np.tanh(a[:, 3 * H:])], axis=1)
@@ -473,7 +478,7 @@ def run(part: str, inputs: dict, catch: bool = True, package_dir: str = "") -> d
             if not catch or isinstance(exc, KeyboardInterrupt):
                 raise
             where = _where(exc, package_dir)
-            text = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
+            text = " ".join(f"{type(exc).__name__}: {exc}".split())[:MAX_ERROR_CHARS]
             out[f"{case}/!error"] = np.array(text + (f" (raised at {where})" if where else ""))
             continue
         for field, value in fields.items():
@@ -498,7 +503,7 @@ def _child_main(job_dir: str) -> None:
         where = ""
         if isinstance(exc, SyntaxError) and exc.filename:
             where = f" ({os.path.relpath(exc.filename, job['sys_path'][0])}:{exc.lineno})"
-        text = " ".join(f"{type(exc).__name__}: {exc}".split())[:400]
+        text = " ".join(f"{type(exc).__name__}: {exc}".split())[:MAX_ERROR_CHARS]
         outputs = {"!import_error": np.array(f"import minilstm failed: {text}{where}")}
     tmp = os.path.join(job_dir, "outputs.tmp.npz")
     np.savez(tmp, **outputs)
