@@ -60,6 +60,18 @@ def expect_finite(function, what, actual, why="was it written?"):
         raise AssertionError(f"{function}: {what} holds NaN or inf (first at {where}; {why})")
 
 
+def expect_inverted_mask(function, what, mask, p, tol, hint=""):
+    """An inverted-dropout mask: every value 0 or 1/(1-p), and about 1 - p of them kept (within tol)."""
+    values = np.unique(mask)
+    if not (len(values) == 2 and np.allclose(values, [0.0, 1.0 / (1 - p)])):
+        raise AssertionError(f"{function}: {what} must hold only 0 and 1/(1-p) = {1 / (1 - p):.4f} "
+                             f"(inverted dropout), it holds {values[:5]}{hint}")
+    kept = float((mask > 0).mean())
+    if abs(kept - (1 - p)) > tol:
+        raise AssertionError(f"{function}: {what} keeps {kept:.3f} of the units with p = {p}; expected about "
+                             f"1 - p = {1 - p} (p is the probability of *dropping* a unit)")
+
+
 def expect_close(function, what, actual, expected, tol=1e-9):
     """Elementwise relative error (as in minilstm.gradcheck) below tol, or a message that
     names the function, the value, the worst element and both numbers there."""
