@@ -41,15 +41,16 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["RunFolderError", "read_metrics", "read_config", "read_best", "run_folders", "run_label",
+__all__ = ["NotARunFolderError", "read_metrics", "read_config", "read_best", "run_folders", "run_label",
            "epoch_rows", "plot_runs"]
 
 
-class RunFolderError(FileNotFoundError, ValueError):
-    """A folder is not a (readable) minilstm run folder.
+class NotARunFolderError(FileNotFoundError, ValueError):
+    """A folder given to read (plot, eval, sample) is not a minilstm run folder, or not a readable one.
 
     It is a FileNotFoundError (the file is missing) and a ValueError (bad input), so
-    callers that catch either one report it cleanly.
+    callers that catch either one report it cleanly. Its counterpart for writing,
+    ``runfolder.RunFolderError``, is raised when ``train`` cannot use a folder.
     """
 
 
@@ -62,7 +63,7 @@ def read_metrics(run_dir) -> list[dict]:
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         where = "does not exist" if not run_dir.exists() else "has no metrics.jsonl"
-        raise RunFolderError(f"{run_dir} is not a minilstm run folder: it {where}. A run folder is what "
+        raise NotARunFolderError(f"{run_dir} is not a minilstm run folder: it {where}. A run folder is what "
                              "`minilstm train --out DIR` writes; it fills in after the first epoch.")
     lines = path.read_text(encoding="utf-8").splitlines()
     rows = []
@@ -75,7 +76,7 @@ def read_metrics(run_dir) -> list[dict]:
             if number == len(lines):
                 # A run killed while appending may leave half a last line; the rest is still good.
                 continue
-            raise RunFolderError(f"{path}, line {number}: not valid JSON ({exc})") from exc
+            raise NotARunFolderError(f"{path}, line {number}: not valid JSON ({exc})") from exc
         if isinstance(row, dict):
             rows.append(row)
     return rows
@@ -103,7 +104,7 @@ def read_best(run_dir) -> dict | None:
 def run_folders(path) -> list[Path]:
     """The run folders ``path`` stands for: itself if it holds ``metrics.jsonl``, else the sub-folders
     that do (a compare folder, e.g. ``runs/tiny`` with ``no-dropout/`` and ``dropout/``), in the
-    order they were trained. Raises RunFolderError if there are none."""
+    order they were trained. Raises NotARunFolderError if there are none."""
     path = Path(path)
     if (path / "metrics.jsonl").is_file():
         return [path]
@@ -317,9 +318,9 @@ def plot_runs(run_dirs, out_path=None) -> Path:
     if not given:
         raise ValueError("plot_runs: give at least one run folder")
     dirs = [run for d in given for run in run_folders(d)]
-    runs = [_load_run(d) for d in dirs]  # raises RunFolderError before we draw anything
+    runs = [_load_run(d) for d in dirs]  # raises NotARunFolderError before we draw anything
     if not any(run.epochs for run in runs):
-        raise RunFolderError(f"nothing to plot yet: no finished epoch in {', '.join(map(str, dirs))}")
+        raise NotARunFolderError(f"nothing to plot yet: no finished epoch in {', '.join(map(str, dirs))}")
     _unique_labels(runs, dirs)
     for run in runs:
         if not run.epochs:

@@ -21,7 +21,10 @@ RUN_FILES = ("config.json", "metrics.jsonl", "summary.json", "last.npz", "best.n
 
 
 class RunFolderError(CheckpointError):
-    """A run folder cannot be used: it holds another run, is not a folder, or cannot be written."""
+    """A run folder cannot be used for training: it holds another run, is not a folder, or cannot be written.
+
+    (Reading a folder that is not a run folder raises ``plots.NotARunFolderError`` instead.)
+    """
 
 
 def _stale_temporaries(out_dir: Path) -> list:

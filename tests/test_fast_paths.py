@@ -20,9 +20,19 @@ def batch(rng, N=4, T=5, V=13):
     return rng.integers(0, 5, (N, T)), rng.integers(0, V, (N, T))
 
 
-@pytest.mark.parametrize("mode", ["zaremba", "recurrent", "none"])
-def test_reused_buffers_give_the_same_loss_and_gradients(rng, mode):
-    plain, fast = twin_models(mode)
+# Each fast path on its own, and all of them together (reuse_buffers).
+FAST = [dict(reuse_buffers=True), dict(reuse_workspace=True), dict(inplace_softmax=True),
+        dict(sparse_embedding_grad=True)]
+
+
+@pytest.mark.parametrize("tie", [False, True], ids=["untied", "tied"])
+@pytest.mark.parametrize("mode", ["zaremba", "recurrent", "variational", "none"])
+@pytest.mark.parametrize("fast_kw", FAST, ids=lambda kw: next(iter(kw)))
+def test_a_fast_path_never_changes_what_a_plain_call_returns(rng, mode, tie, fast_kw):
+    """The same losses, gradients, updates and carried state as the plain model, step after step."""
+    kw = dict(dropout=0.4, dropout_mode=mode, init_scale=0.3, dtype="float64", seed=3, tie_weights=tie)
+    plain, fast = m.LSTMLanguageModel(13, 6, 2, **kw), m.LSTMLanguageModel(13, 6, 2, **kw, **fast_kw)
+    sparse = fast.sparse_embedding_grad and not tie  # a tied matrix also gets the decoder's dense gradient
     tokens, targets = batch(rng)
     state = None
     for _ in range(3):  # several steps: the reused buffers must not leak one step into the next
@@ -30,7 +40,8 @@ def test_reused_buffers_give_the_same_loss_and_gradients(rng, mode):
         loss_f, cache_f, state_f = fast.forward(tokens, targets, state, train=True)
         assert loss_f == loss_p
         gp, gf = plain.backward(cache_p), fast.backward(cache_f)
-        assert is_row_sparse(gf["embed.W"]) and not is_row_sparse(gp["embed.W"])
+        assert list(gf) == list(gp) == list(plain.params)
+        assert is_row_sparse(gf["embed.W"]) == sparse and not is_row_sparse(gp["embed.W"])
         for name in plain.params:
             got = gf[name].to_dense() if is_row_sparse(gf[name]) else gf[name]
             np.testing.assert_allclose(got, gp[name], rtol=1e-12, atol=1e-15, err_msg=name)
@@ -40,8 +51,9 @@ def test_reused_buffers_give_the_same_loss_and_gradients(rng, mode):
         sgd_step_(fast.params, gf, 0.3)
         for name in plain.params:
             np.testing.assert_allclose(fast.params[name], plain.params[name], rtol=1e-12, atol=1e-15)
-        state = state_p
         np.testing.assert_array_equal(state_f[0], state_p[0])
+        np.testing.assert_array_equal(state_f[1], state_p[1])
+        state = state_p
 
 
 def test_fast_model_passes_the_gradient_check(rng):

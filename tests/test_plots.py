@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from minilstm.plots import RunFolderError, epoch_rows, plot_runs, read_metrics, run_label  # noqa: E402
+from minilstm.plots import NotARunFolderError, epoch_rows, plot_runs, read_metrics, run_label  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -75,7 +75,7 @@ def test_read_metrics_and_epoch_rows(tmp_path):
 def test_missing_metrics_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     for folder in (tmp_path / "empty", tmp_path / "does-not-exist"):
-        with pytest.raises(RunFolderError, match="not a minilstm run folder") as exc_info:
+        with pytest.raises(NotARunFolderError, match="not a minilstm run folder") as exc_info:
             plot_runs([folder])
         assert str(folder) in str(exc_info.value)
         assert isinstance(exc_info.value, ValueError)  # the CLI reports ValueErrors cleanly
@@ -87,5 +87,5 @@ def test_run_without_finished_epoch(tmp_path):
     run = tmp_path / "new"
     run.mkdir()
     (run / "metrics.jsonl").write_text(json.dumps({"event": "step", "step": 1, "loss": 6.0}) + "\n")
-    with pytest.raises(RunFolderError, match="no finished epoch"):
+    with pytest.raises(NotARunFolderError, match="no finished epoch"):
         plot_runs([run])

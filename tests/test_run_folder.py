@@ -104,7 +104,7 @@ def test_plot_draws_the_best_possible_line(tmp_path):
     assert any(list(line.get_ydata()) == [17.25, 17.25] for line in ax.lines), "no best-possible line"
     assert any("best possible" in t.get_text() and "17.25" in t.get_text() for t in ax.get_legend().get_texts())
     assert plots.plot_runs(tmp_path / "tiny") == tmp_path / "tiny" / "compare.png"
-    with pytest.raises(plots.RunFolderError, match="not a minilstm run folder"):
+    with pytest.raises(plots.NotARunFolderError, match="not a minilstm run folder"):
         plots.run_folders(tmp_path)
 
 

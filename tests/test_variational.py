@@ -1,5 +1,5 @@
 """Variational dropout (Gal & Ghahramani 2016): one (N, 1, H) mask per sequence, shared by every time step,
-on the inputs, the outputs and h_{t-1}; masks that broadcast over time; the split fast paths; one source
+on the inputs, the outputs and h_{t-1}; masks that broadcast over time; the split fast paths (checked in test_fast_paths.py); one source
 for the named choices."""
 
 import numpy as np
@@ -10,7 +10,6 @@ from minilstm import choices
 from minilstm import gradcheck as gc
 from minilstm.ops.embedding import is_row_sparse
 from minilstm.ops.lstm import split_gates
-from minilstm.optim import clip_global_norm_, sgd_step_
 
 V, H, L, N, T = 11, 5, 2, 3, 4
 
@@ -115,36 +114,6 @@ def test_evaluation_drops_nothing(rng):
     var, none = model(), model("none")
     tokens, targets = data(rng)
     assert var.forward(tokens, targets, train=False)[0] == none.forward(tokens, targets, train=False)[0]
-
-
-FAST = [dict(reuse_buffers=True), dict(reuse_workspace=True), dict(inplace_softmax=True),
-        dict(sparse_embedding_grad=True)]
-
-
-@pytest.mark.parametrize("tie", [False, True])
-@pytest.mark.parametrize("mode", ["variational", "zaremba"])
-@pytest.mark.parametrize("fast_kw", FAST, ids=lambda kw: next(iter(kw)))
-def test_a_fast_path_never_changes_what_a_plain_call_returns(rng, mode, tie, fast_kw):
-    """Each fast path on its own and all together: the same losses, gradients and updates, step after step."""
-    plain, fast = model(mode, tie_weights=tie), model(mode, tie_weights=tie, **fast_kw)
-    tokens, targets = data(rng)
-    state = None
-    for _ in range(3):
-        loss_p, cache_p, state_p = plain.forward(tokens, targets, state)
-        loss_f, cache_f, state_f = fast.forward(tokens, targets, state)
-        assert loss_f == loss_p
-        gp, gf = plain.backward(cache_p), fast.backward(cache_f)
-        assert list(gf) == list(gp) == list(plain.params)
-        for name in plain.params:
-            np.testing.assert_allclose(dense(gf[name]), gp[name], rtol=1e-12, atol=1e-15, err_msg=name)
-        clip_global_norm_(gp, 0.5)
-        clip_global_norm_(gf, 0.5)
-        sgd_step_(plain.params, gp, 0.3)
-        sgd_step_(fast.params, gf, 0.3)
-        for name in plain.params:
-            np.testing.assert_allclose(fast.params[name], plain.params[name], rtol=1e-12, atol=1e-15)
-        np.testing.assert_array_equal(state_f[0], state_p[0])
-        state = state_p
 
 
 def test_reuse_buffers_still_means_all_of_them():
