@@ -1,6 +1,6 @@
 """Variational dropout (Gal & Ghahramani 2016): one (N, 1, H) mask per sequence, shared by every time step,
-on the inputs, the outputs and h_{t-1}; masks that broadcast over time; the split fast paths (checked in test_fast_paths.py); one source
-for the named choices."""
+on the inputs, the outputs and h_{t-1}; masks that broadcast over time; the split fast paths (their
+equality with the plain model is in test_fast_paths.py); one source for the named choices."""
 
 import numpy as np
 import pytest
