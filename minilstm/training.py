@@ -16,6 +16,11 @@ generator's exact state, the position in the epoch and the running sums, so an
 interrupted and resumed run performs the very same arithmetic as one that was
 never interrupted and ends with bit-identical weights.
 
+Layout: ``train_step`` is one step (the graded part), ``train_epoch`` walks the
+chunks of one epoch carrying the state, and ``train`` sets a run up, closes each
+epoch (validation, checkpoints) and handles Ctrl-C; the run folder's rules live
+in runfolder.py.
+
 Ctrl-C: a step (forward, backward, clipping, the SGD update and the counters)
 is never cut in half. While train() runs, SIGINT only raises a flag when it
 lands inside a step; the step finishes, and the run stops and saves at that
@@ -275,6 +280,62 @@ def train_step(model: LSTMLanguageModel, x, y, state, lr: float, max_grad_norm: 
     return loss, gnorm, state
 
 
+@dataclass
+class EpochLoop:
+    """What the epoch loop reads and advances: the model, its data and where the run stands.
+
+    ``prog`` and ``state`` (the (h, c) carried into the next chunk) are updated in
+    place after every step, so they outlive a Ctrl-C: whoever catches it saves
+    exactly the step boundary the loop reached.
+    """
+
+    model: LSTMLanguageModel
+    cfg: Config
+    data: object     # (N, M) token ids, batchify's streams, on the model's device
+    n_chunks: int    # chunks per epoch
+    prog: Progress
+    state: tuple | None = None
+
+
+def train_epoch(run: EpochLoop, guard: StepGuard, progress=False, on_step=None) -> None:
+    """The rest of epoch ``run.prog.epoch``: train_step on every chunk from ``run.prog.chunk`` on, in order.
+
+    Each epoch starts from a zero state, as in the paper's code; within it the
+    final (h, c) of one chunk is the initial state of the next. Each step and its
+    bookkeeping run inside ``guard.step()``, so a Ctrl-C takes effect between two
+    steps, never inside one. Raises FloatingPointError when the loss or the
+    gradient norm blows up.
+    """
+    model, cfg, prog = run.model, run.cfg, run.prog
+    lr = cfg.lr_at(prog.epoch)
+    if prog.chunk == 0:
+        run.state = None
+    bar = _epoch_bar(progress, run.n_chunks, prog, cfg)
+    t0 = time.perf_counter()
+    for x, y in iterate_chunks(run.data, cfg.num_steps, start=prog.chunk):
+        with guard.step():  # one step and its bookkeeping are indivisible
+            loss, gnorm, new_state = train_step(model, x, y, run.state, lr, cfg.max_grad_norm)
+            _check_diverged(loss * x.shape[0] / y.size, gnorm)
+            run.state = new_state
+            prog.chunk += 1
+            prog.step += 1
+            prog.nll += loss * x.shape[0]
+            prog.tokens += y.size
+            prog.gnorm_sum += gnorm
+            prog.gnorm_max = max(prog.gnorm_max, gnorm)
+            prog.clipped += gnorm > cfg.max_grad_norm
+            prog.time_s += time.perf_counter() - t0
+            t0 = time.perf_counter()
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(ppl=f"{perplexity(prog.nll, prog.tokens):.1f}",
+                            tok_s=f"{prog.tokens / max(prog.time_s, 1e-9):,.0f}", refresh=False)
+        if on_step is not None:
+            on_step({"epoch": prog.epoch, "chunk": prog.chunk, "step": prog.step, "loss": loss})
+    if bar is not None:
+        bar.close()
+
+
 def train(config: Config | str | None = None, out_dir=None, resume=False, data_dir=None, device=None,
           progress=True, corpus=None, on_step=None, evaluate_test=True, log=print, force=False,
           **overrides) -> TrainResult:
@@ -340,6 +401,7 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
         f"{model.num_params():,} parameters, {corpus.name} corpus ({len(corpus.vocab):,} words, "
         f"{len(train_ids):,} training tokens, {n_chunks} chunks/epoch)")
 
+    run = EpochLoop(model, cfg, data, n_chunks, prog, state)
     result = TrainResult(cfg, model, prog.history, out_dir,
                          best_perplexity=_best(corpus))
     # The guard is outermost: a Ctrl-C during the final save below is deferred too.
@@ -347,46 +409,13 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
         try:
             while prog.epoch <= cfg.epochs:
                 lr = cfg.lr_at(prog.epoch)
-                if prog.chunk == 0:
-                    state = None  # every epoch starts from a zero state, as in the paper's code
-                bar = _epoch_bar(progress, n_chunks, prog, cfg)
-                t0 = time.perf_counter()
-                for x, y in iterate_chunks(data, cfg.num_steps, start=prog.chunk):
-                    # One step and its bookkeeping are indivisible: Ctrl-C takes effect after them.
-                    with guard.step():
-                        loss, gnorm, new_state = train_step(model, x, y, state, lr, cfg.max_grad_norm)
-                        _check_diverged(loss * x.shape[0] / y.size, gnorm)
-                        state = new_state
-                        prog.chunk += 1
-                        prog.step += 1
-                        prog.nll += loss * x.shape[0]
-                        prog.tokens += y.size
-                        prog.gnorm_sum += gnorm
-                        prog.gnorm_max = max(prog.gnorm_max, gnorm)
-                        prog.clipped += gnorm > cfg.max_grad_norm
-                        prog.time_s += time.perf_counter() - t0
-                        t0 = time.perf_counter()
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(ppl=f"{perplexity(prog.nll, prog.tokens):.1f}",
-                                        tok_s=f"{prog.tokens / max(prog.time_s, 1e-9):,.0f}", refresh=False)
-                    if on_step is not None:
-                        on_step({"epoch": prog.epoch, "chunk": prog.chunk, "step": prog.step, "loss": loss})
-                if bar is not None:
-                    bar.close()
+                train_epoch(run, guard, progress, on_step)
                 row = _finish_epoch(model, corpus, cfg, prog, lr, progress)
                 log(f"epoch {row['epoch']:>2}  lr {row['lr']:.4g}  train ppl {row['train_ppl']:.2f}  "
                     f"valid ppl {row['valid_ppl']:.2f}  |g| {row['grad_norm']:.2f}  "
                     f"{row['tokens_per_s']:,.0f} tok/s  {row['time_s']:.0f}s")
                 with guard.step():
-                    prog.history.append(row)
-                    prog.epoch += 1
-                    prog.reset_epoch()
-                    if out_dir is not None:
-                        _save(out_dir, "last.npz", model, cfg, chash, prog, None)
-                        if row["valid_ppl"] <= min(r["valid_ppl"] for r in prog.history):
-                            _save(out_dir, "best.npz", model, cfg, chash, prog, None)
-                        runfolder.write_metrics(out_dir, prog.history)
+                    _close_epoch(run, row, out_dir, chash)
         except FloatingPointError as exc:
             kept = f"; the last good checkpoint {out_dir / 'last.npz'} is untouched" if out_dir is not None else ""
             raise FloatingPointError(
@@ -403,7 +432,7 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
                     f"(if present); continue with: minilstm train --out {out_dir} --resume")
             else:
                 with guard.hold():
-                    _save(out_dir, "last.npz", model, cfg, chash, prog, state)
+                    _save(out_dir, "last.npz", model, cfg, chash, prog, run.state)
                     runfolder.write_metrics(out_dir, prog.history)
                 log(f"\ninterrupted: saved {out_dir / 'last.npz'} at epoch {prog.epoch}, chunk {prog.chunk}; "
                     f"continue with: minilstm train --out {out_dir} --resume")
@@ -505,6 +534,21 @@ def _resume_point(ck, model, cfg, path):
         raise CheckpointError(f"{path}: stopped mid-epoch (chunk {prog.chunk}) without the carried state; "
                               "it cannot be resumed exactly")
     return prog, state
+
+
+def _close_epoch(run: EpochLoop, row: dict, out_dir, corpus_hash) -> None:
+    """Record a finished epoch and move to the next; with a run folder, save last.npz, best.npz
+    (when this epoch's validation perplexity is the best so far) and metrics.jsonl."""
+    prog = run.prog
+    prog.history.append(row)
+    prog.epoch += 1
+    prog.reset_epoch()
+    if out_dir is not None:
+        # At an epoch boundary the next epoch starts from zeros: no state to save.
+        _save(out_dir, "last.npz", run.model, run.cfg, corpus_hash, prog, None)
+        if row["valid_ppl"] <= min(r["valid_ppl"] for r in prog.history):
+            _save(out_dir, "best.npz", run.model, run.cfg, corpus_hash, prog, None)
+        runfolder.write_metrics(out_dir, prog.history)
 
 
 # Beyond this mean NLL per word (nats) even the perplexity overflows a float: the run has diverged.
