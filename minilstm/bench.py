@@ -2,6 +2,7 @@
 
     python -m minilstm.bench [--configs small medium] [--rounds 5] [--repeats 5] [--torch] [--out bench.json]
     minilstm bench ...
+    minilstm bench --configs small --against git:v0.1.0     before and after a change, in one run
 
 For every config it measures, in the same process and on the same random batch:
 
@@ -14,7 +15,11 @@ For every config it measures, in the same process and on the same random batch:
 - ``classroom``: a straightforward per-step NumPy LSTM in float64 (separate products per
   step, as in most course code), the baseline a student would write first;
 - ``torch`` (with ``--torch``, only if PyTorch is importable): ``nn.LSTM`` + linear decoder
-  with SGD and clipping on the same config and thread count.
+  with SGD and clipping on the same config and thread count;
+- ``against`` (with ``--against SRC``): the same training step by another version of minilstm
+  (a folder holding its ``minilstm/`` package, or ``git:REV``, a revision of the checkout this
+  one runs from), loaded beside this one in the same process, so "did my change make
+  training slower?" is answered by a ratio measured in one run, not two runs hours apart.
 
 How it times, and why: the machines are shared and noisy, so absolute numbers move and only
 ratios measured side by side mean much. The measured functions take turns: ``--rounds``
@@ -74,6 +79,12 @@ def _paired(times, num, den):
     """Median and range over rounds of times[num][r] / times[den][r]: a ratio taken within each round."""
     r = np.asarray(times[num]) / np.asarray(times[den])
     return float(np.median(r)), [float(r.min()), float(r.max())]
+
+
+def _quartiles(times, num, den):
+    """The 25th and 75th percentiles of the per-round ratios (the range alone is at the mercy of one burst)."""
+    r = np.asarray(times[num]) / np.asarray(times[den])
+    return [float(q) for q in np.percentile(r, [25, 75])]
 
 
 def _batch(cfg, rng):
@@ -251,6 +262,106 @@ def torch_fn(cfg, rng, threads, device="cpu"):
     return step, torch.__version__
 
 
+# --- another version of minilstm, for before/after comparisons ----------------------------
+
+AGAINST_MODULE = "minilstm_against"
+
+
+class AgainstError(ValueError):
+    """--against names something that is not a minilstm to compare with."""
+
+
+def load_against(spec: str, workdir):
+    """Import another minilstm as the package ``minilstm_against``: (training, config, optim, label).
+
+    spec: a folder holding a ``minilstm/`` package (a checkout, an unpacked sdist), or ``git:REV``
+    for a revision of the git checkout this minilstm runs from (extracted into ``workdir``).
+    Its modules import each other relatively, so the copy runs its own code throughout.
+    """
+    import importlib
+    import importlib.util
+    from pathlib import Path
+
+    if spec.startswith("git:"):
+        root = _extract_revision(spec[4:], Path(workdir))
+        label = spec
+    else:
+        root = Path(spec).expanduser()
+        label = str(root)
+    pkg = root / "minilstm"
+    if not (pkg / "__init__.py").is_file():
+        raise AgainstError(f"--against {spec}: {pkg} is not a minilstm package (no __init__.py); give the folder "
+                           "that holds minilstm/, or git:REV for a revision of this checkout")
+    if AGAINST_MODULE in sys.modules:
+        raise AgainstError("another minilstm is already loaded in this process: compare against one per run")
+    loaded = importlib.util.spec_from_file_location(AGAINST_MODULE, pkg / "__init__.py",
+                                                    submodule_search_locations=[str(pkg)])
+    module = importlib.util.module_from_spec(loaded)
+    sys.modules[AGAINST_MODULE] = module
+    try:
+        loaded.loader.exec_module(module)
+        parts = [importlib.import_module(f"{AGAINST_MODULE}.{m}") for m in ("training", "config", "optim")]
+    except Exception as exc:
+        unload_against()
+        raise AgainstError(f"--against {spec}: could not import that minilstm ({type(exc).__name__}: {exc})") from exc
+    version = getattr(module, "__version__", "?")
+    return (*parts, f"{label} (minilstm {version})")
+
+
+def unload_against():
+    """Forget the other minilstm (its modules), so a later comparison in this process can load another."""
+    for name in [m for m in sys.modules if m == AGAINST_MODULE or m.startswith(AGAINST_MODULE + ".")]:
+        del sys.modules[name]
+
+
+def _extract_revision(rev: str, workdir):
+    """``git archive`` the minilstm/ folder of revision ``rev`` of this checkout into ``workdir``."""
+    import subprocess
+    import tarfile
+    from pathlib import Path
+
+    checkout = Path(__file__).resolve().parents[1]
+    if not rev or rev.startswith("-"):
+        raise AgainstError(f"--against git:{rev}: name a revision, e.g. git:HEAD~1 or git:v0.1.0")
+    try:
+        tar = subprocess.run(["git", "-C", str(checkout), "archive", "--format=tar", rev, "minilstm"],
+                             capture_output=True, timeout=120, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise AgainstError(f"--against git:{rev} needs git and a git checkout of minilstm ({exc})") from exc
+    if tar.returncode != 0:
+        why = tar.stderr.decode(errors="replace").strip().splitlines()
+        raise AgainstError(f"--against git:{rev}: git could not read that revision from {checkout} "
+                           f"({why[-1] if why else 'no reason given'}); is this a git checkout, and the revision in it?")
+    import io
+
+    with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as tf:
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4: refuse links and paths out of workdir
+            tf.extractall(workdir, filter="data")
+        else:
+            tf.extractall(workdir)
+    return Path(workdir)
+
+
+def against_fn(parts, name, rng, device="cpu"):
+    """The other minilstm's training step, as train_fns builds ours: same recipe, same batch."""
+    training, config, optim, _ = parts
+    cfg = config.get_config(name)
+    model = training.build_model(cfg, VOCAB) if device == "cpu" else training.build_model(cfg, VOCAB, device)
+    xp = model.xp
+    x, y = (xp.asarray(a) for a in _batch(cfg, rng))
+    state = [None]
+
+    def step():
+        loss, cache, state[0] = model.forward(x, y, state[0], train=True)
+        grads = model.backward(cache)
+        optim.clip_global_norm_(grads, cfg.max_grad_norm)
+        optim.sgd_step_(model.params, grads, 0.01)
+        _sync(xp)
+
+    return step
+
+
+
 def _threads():
     try:
         from threadpoolctl import threadpool_info
@@ -263,14 +374,19 @@ def _threads():
 
 
 def run(configs=("small", "medium"), repeats=5, with_torch=False, classroom=True, out=None, log=print,
-        device="cpu", rounds=5):
+        device="cpu", rounds=5, against=None):
     """On ``device="gpu"`` only minilstm (CuPy) and PyTorch (cuDNN) are timed: the GEMM ceiling and the
-    classroom baseline are NumPy measures, meaningless next to a GPU."""
+    classroom baseline are NumPy measures, meaningless next to a GPU.
+
+    against: the (training, config, optim, label) of another minilstm (``load_against``), timed
+    in the same turns; ``speed_vs_against`` > 1 means this one is faster."""
     rng = np.random.default_rng(0)
     threads = _threads()
     gpu = device == "gpu"
     results = {"machine": platform.platform(), "python": sys.version.split()[0], "numpy": np.__version__,
                "threads": threads, "rounds": rounds, "repeats": repeats, "device": device, "configs": {}}
+    if against is not None:
+        results["against"] = against[3]
     for name in configs:
         cfg = get_config(name)
         tokens = cfg.batch_size * cfg.num_steps
@@ -282,6 +398,8 @@ def run(configs=("small", "medium"), repeats=5, with_torch=False, classroom=True
         row = {"minilstm_peak_rss_mib_so_far": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
         if not gpu:
             fns["ceiling"], flops = ceiling_fn(cfg, rng)
+        if against is not None:
+            fns["against"] = against_fn(against, name, rng, device)
         torch_version = None
         if with_torch:
             res = torch_fn(cfg, rng, threads, device)
@@ -299,6 +417,10 @@ def run(configs=("small", "medium"), repeats=5, with_torch=False, classroom=True
         else:
             row.update({"ceiling_tokens_per_s": tokens / med["ceiling"], "ceiling_gflops": flops / med["ceiling"] / 1e9})
             row["fraction_of_ceiling"], row["fraction_of_ceiling_range"] = _paired(times, "ceiling", "train")
+        if against is not None:
+            row["against_tokens_per_s"] = tokens / med["against"]
+            row["speed_vs_against"], row["speed_vs_against_range"] = _paired(times, "against", "train")
+            row["speed_vs_against_quartiles"] = _quartiles(times, "against", "train")
         if torch_version is not None:
             row.update({"torch_tokens_per_s": tokens / med["torch"], "torch_version": torch_version})
             row["speedup_vs_torch"], row["speedup_vs_torch_range"] = _paired(times, "torch", "train")
@@ -324,6 +446,10 @@ def _summary(name, row, gpu):
         line += (f" = {row['fraction_of_ceiling']:.0%} (rounds {lo:.0%}-{hi:.0%}) of the GEMM ceiling "
                  f"({row['ceiling_tokens_per_s']:,.0f} tok/s, {row['ceiling_gflops']:.0f} GFLOP/s)")
     line += f"; eval {row['eval_tokens_per_s']:,.0f} tok/s; max RSS {row['minilstm_peak_rss_mib_so_far']:,.0f} MiB"
+    if "speed_vs_against" in row:
+        q1, q3 = row["speed_vs_against_quartiles"]
+        line += (f"; {row['speed_vs_against']:.3f}x (rounds' quartiles {q1:.3f}-{q3:.3f}) the --against version "
+                 f"({row['against_tokens_per_s']:,.0f} tok/s)")
     if "speedup_vs_classroom" in row:
         line += f"; {row['speedup_vs_classroom']:.1f}x classroom"
     if "speedup_vs_torch" in row:
@@ -346,15 +472,27 @@ def main(argv=None):
     p.add_argument("--out", default="bench.json", help="JSON file for the figures (default bench.json)")
     p.add_argument("--device", choices=DEVICES, default="cpu",
                    help="gpu: time minilstm on CuPy (and PyTorch on CUDA with --torch)")
+    p.add_argument("--against", metavar="SRC",
+                   help="also time another minilstm's training step in the same turns: a folder holding its "
+                        "minilstm/ package, or git:REV (a revision of this checkout); reports speed_vs_against")
     args = p.parse_args(argv)
+    for flag, value in (("--rounds", args.rounds), ("--repeats", args.repeats)):
+        if value < 1:
+            p.error(f"{flag} must be at least 1, got {value}")
+    import tempfile
+
     from .backend import GPUUnavailableError
 
     try:
-        run(args.configs, args.repeats, args.torch, not args.no_classroom, args.out, device=args.device,
-            rounds=args.rounds)
-    except GPUUnavailableError as exc:
+        with tempfile.TemporaryDirectory(prefix="minilstm-against-") as workdir:
+            against = load_against(args.against, workdir) if args.against else None
+            run(args.configs, args.repeats, args.torch, not args.no_classroom, args.out, device=args.device,
+                rounds=args.rounds, against=against)
+    except (GPUUnavailableError, AgainstError) as exc:
         print(f"minilstm bench: {exc}", file=sys.stderr)
         return 2
+    finally:
+        unload_against()
     return 0
 
 

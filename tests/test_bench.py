@@ -1,6 +1,9 @@
 """The benchmark script runs and reports ratios (it is a script, never a timed test)."""
 
 import json
+import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +48,54 @@ def test_bench_on_gpu(tmp_path):
     row = res["configs"]["tiny"]
     assert res["device"] == "gpu" and row["train_tokens_per_s"] > 0 and row["gpu_memory_pool_mib"] > 0
     assert "ceiling_tokens_per_s" not in row  # a NumPy measure: not reported next to a GPU
+
+
+# --- --against: another minilstm timed in the same turns ------------------------------------
+
+def _source_root():
+    import minilstm
+
+    return Path(minilstm.__file__).resolve().parents[1]
+
+
+def test_against_times_the_other_version_and_the_ratio_points_the_right_way(tmp_path):
+    """A copy of minilstm whose SGD step sleeps 50 ms is the slower one: this one must come out faster."""
+    shutil.copytree(_source_root() / "minilstm", tmp_path / "slow" / "minilstm",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    with open(tmp_path / "slow" / "minilstm" / "optim.py", "a") as fh:
+        fh.write("\nimport time as _t\n_plain_sgd = sgd_step_\n\n\n"
+                 "def sgd_step_(params, grads, lr):\n    _t.sleep(0.05)\n    _plain_sgd(params, grads, lr)\n")
+    out = tmp_path / "b.json"
+    assert bench.main(["--configs", "tiny", "--rounds", "3", "--repeats", "1", "--no-classroom",
+                       "--against", str(tmp_path / "slow"), "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    row = res["configs"]["tiny"]
+    assert str(tmp_path / "slow") in res["against"]
+    assert row["speed_vs_against"] > 2 and row["speed_vs_against_range"][0] > 1.5, row
+    assert row["against_tokens_per_s"] < row["train_tokens_per_s"]
+    assert bench.AGAINST_MODULE not in sys.modules  # unloaded: the next comparison may load another
+
+
+def test_against_a_git_revision_of_this_checkout(tmp_path):
+    root = _source_root()
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not running from a git checkout of minilstm")
+    out = tmp_path / "b.json"
+    assert bench.main(["--configs", "tiny", "--rounds", "1", "--repeats", "1", "--no-classroom",
+                       "--against", "git:HEAD", "--out", str(out)]) == 0
+    row = json.loads(out.read_text())["configs"]["tiny"]
+    assert row["speed_vs_against"] > 0 and row["against_tokens_per_s"] > 0
+
+
+@pytest.mark.parametrize("spec, says", [
+    ("{tmp}/empty", "is not a minilstm package"),
+    ("git:no-such-revision", "no-such-revision"),
+    ("git:", "name a revision"),
+])
+def test_against_something_that_is_not_a_minilstm_is_one_clear_line(tmp_path, capsys, spec, says):
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "b.json"
+    assert bench.main(["--configs", "tiny", "--against", spec.format(tmp=tmp_path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and len(err.splitlines()) == 1 and err.startswith("minilstm bench: ")
+    assert not out.exists()
