@@ -242,6 +242,11 @@ def build_model(cfg: Config, vocab_size: int, device=None) -> LSTMLanguageModel:
 
 
 def _save(out_dir, name, model, cfg, corpus_hash, prog, state, extra_meta=None):
+    params = {k: to_host(v) for k, v in model.params.items()}
+    for k, v in params.items():  # load_model refuses such weights: a file of them would be lost work
+        if not np.isfinite(v).all():
+            raise CheckpointError(f"refusing to save {out_dir / name}: the weights {k!r} contain NaN or inf; "
+                                  "the checkpoint already there (if any) is untouched")
     meta = {
         "config": cfg.to_dict(), "vocab_hash": corpus_hash, "vocab_size": model.V,
         "epoch": prog.epoch, "chunk": prog.chunk, "step": prog.step, "lr": cfg.lr_at(prog.epoch),
@@ -254,7 +259,7 @@ def _save(out_dir, name, model, cfg, corpus_hash, prog, state, extra_meta=None):
     # At a chunk-0 boundary the next epoch starts from zeros: no state to carry.
     arrays = ({"state_h": to_host(state[0]), "state_c": to_host(state[1])}
               if state is not None and prog.chunk > 0 else {})
-    return save_checkpoint(out_dir / name, {k: to_host(v) for k, v in model.params.items()}, meta, arrays)
+    return save_checkpoint(out_dir / name, params, meta, arrays)
 
 
 def train_step(model: LSTMLanguageModel, x, y, state, lr: float, max_grad_norm: float):

@@ -121,7 +121,7 @@ def _nan(shape):
     (lambda r: m.affine_forward(np.zeros((2, 0, 3)), np.ones((3, 4)), np.ones(4)), "EmptyError", "x has shape"),
     (lambda r: m.affine_forward(np.zeros((2, 3)), _nan((3, 4)), np.ones(4)), "NonFiniteError", "W contains NaN"),
     (lambda r: m.embedding_forward(np.zeros((0, 3), int), np.ones((5, 4))), "EmptyError", "tokens has shape"),
-    (lambda r: m.embedding_forward(np.zeros((1, 3), int), _nan((5, 4))), "NonFiniteError", "W contains NaN"),
+    (lambda r: m.embedding_forward(np.full((1, 3), 4), _nan((5, 4))), "NonFiniteError", r"W\[tokens\] contains NaN"),
     (lambda r: m.embedding_backward(np.zeros((1, 3, 7)), m.embedding_forward(np.zeros((1, 3), int), np.ones((5, 4)))[1]),
      "ShapeError", r"dout must have shape \(N, T, H\) = \(1, 3, 4\)"),
     (lambda r: m.softmax_cross_entropy_forward(np.zeros((2, 0, 5)), np.zeros((2, 0), int)), "EmptyError", "scores"),
@@ -146,3 +146,14 @@ def test_public_api_refuses_empty_nan_and_misshapen_arguments(rng, call, error, 
     with pytest.raises(getattr(checks, error), match=pattern) as exc_info:
         call(rng)
     assert isinstance(exc_info.value, ValueError)
+
+
+def test_embedding_checks_the_rows_it_reads():
+    """A NaN in a row no token selects never reaches the output (and backward never reads W): the
+    result is exact, so it is returned; a selected one is refused."""
+    W = np.arange(20.0).reshape(5, 4)
+    W[4, 1] = np.nan
+    out, _ = m.embedding_forward(np.array([[0, 3, 3]]), W)
+    np.testing.assert_array_equal(out, W[[[0, 3, 3]]])
+    with pytest.raises(FloatingPointError, match=r"W\[tokens\] contains NaN or inf"):
+        m.embedding_forward(np.array([[0, 4]]), W)

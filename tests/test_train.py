@@ -430,3 +430,19 @@ def test_resume_refuses_bad_progress_metadata(corpus, tmp_path, edit, pattern):
     with pytest.raises(CheckpointError, match=pattern):
         train("tiny", out_dir=run, corpus=corpus, progress=False, log=_quiet, resume=True, **cfg)
     assert (run / "last.npz").read_bytes() == before
+
+
+def test_weights_that_load_model_would_refuse_are_never_saved(corpus, tmp_path):
+    """A NaN in a weight (here one no token reads, so no forward trips on it) must not replace a good
+    checkpoint with one that cannot be loaded."""
+    from minilstm import training
+
+    res = train("tiny", out_dir=tmp_path / "run", corpus=corpus, progress=False, log=lambda *a: None, **FAST)
+    last = tmp_path / "run" / "last.npz"
+    before = last.read_bytes()
+    res.model.params["embed.W"][-1, 0] = np.nan
+    prog = training.Progress(epoch=len(res.history) + 1)
+    with pytest.raises(CheckpointError, match="refusing to save .*'embed.W' contain NaN or inf"):
+        training._save(tmp_path / "run", "last.npz", res.model, res.config, "hash", prog, None)
+    assert last.read_bytes() == before
+    load_model(last)  # still loads
