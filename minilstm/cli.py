@@ -394,6 +394,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader went away (`minilstm bench | head -1`): that is not an error of ours, and Python would
+        # otherwise print a traceback when it flushes stdout at exit. Point stdout at /dev/null and stop.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a program stopped by a closed pipe
+
+
+def _main(argv):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:  # the benchmark has its own parser: forward everything to it
         from . import bench
@@ -417,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, CheckpointError, GPUUnavailableError, FloatingPointError, ValueError) as exc:
         print(f"minilstm {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        raise  # not a disk problem: main() ends quietly
     except OSError as exc:  # permissions, a file where a folder belongs, disk full...
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         print(f"minilstm {args.command}: error: {exc.strerror or exc}{where}; check the path, its permissions "

@@ -266,3 +266,23 @@ def test_bad_input_gets_one_line_and_changes_nothing(world, capsys, argv, status
 def test_the_suite_is_large_and_counted():
     assert len(CASES) >= 50 and len({c[0] for c in CASES}) == len(CASES)
     assert sum(OUTCOMES.values()) == len(CASES)
+
+
+@pytest.mark.parametrize("argv", [
+    ["bench", "--configs", "tiny", "--rounds", "1", "--repeats", "1", "--no-classroom", "--out", "{tmp}/b.json"],
+    ["train", "--config", "tiny", "--epochs", "1", "--dataset", "builtin", "--no-progress"],
+])
+def test_a_reader_that_goes_away_is_no_traceback(tmp_path, argv):
+    """`minilstm ... | head -1`: the pipe closes under us; Python's own traceback must not appear."""
+    import subprocess
+    import sys
+
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before the first line
+    proc = subprocess.run([sys.executable, "-m", "minilstm", *(a.format(tmp=tmp_path) for a in argv)],
+                          stdout=w, stderr=subprocess.PIPE, cwd=tmp_path, timeout=300,
+                          env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    os.close(w)
+    err = proc.stderr.decode()
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert proc.returncode == 141, (proc.returncode, err)
