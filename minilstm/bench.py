@@ -99,18 +99,27 @@ def _sync(xp):
         xp.cuda.get_current_stream().synchronize()
 
 
-def train_fns(cfg, rng, device="cpu"):
-    """minilstm's training step and evaluation pass on one random batch: (step, evaluate)."""
-    model = build_model(cfg, VOCAB, device)  # exactly the model `minilstm train` builds
+def train_fns(cfg, batch, device="cpu", training=None, optim=None):
+    """A training step and an evaluation pass on one batch (x, y), as functions: (step, evaluate).
+
+    minilstm's own by default; ``training`` and ``optim`` modules of another minilstm time that one
+    (``--against``) with the very same code here, so only the package differs.
+    """
+    if training is None:
+        model = build_model(cfg, VOCAB, device)  # exactly the model `minilstm train` builds
+        clip, sgd = clip_global_norm_, sgd_step_
+    else:
+        model = training.build_model(cfg, VOCAB) if device == "cpu" else training.build_model(cfg, VOCAB, device)
+        clip, sgd = optim.clip_global_norm_, optim.sgd_step_
     xp = model.xp
-    x, y = (xp.asarray(a) for a in _batch(cfg, rng))
+    x, y = (xp.asarray(a) for a in batch)
     state = [None]
 
     def step():
         loss, cache, state[0] = model.forward(x, y, state[0], train=True)
         grads = model.backward(cache)
-        clip_global_norm_(grads, cfg.max_grad_norm)
-        sgd_step_(model.params, grads, 0.01)
+        clip(grads, cfg.max_grad_norm)
+        sgd(model.params, grads, 0.01)
         _sync(xp)
 
     def evaluate():
@@ -342,24 +351,10 @@ def _extract_revision(rev: str, workdir):
     return Path(workdir)
 
 
-def against_fn(parts, name, rng, device="cpu"):
-    """The other minilstm's training step, as train_fns builds ours: same recipe, same batch."""
+def against_fn(parts, name, batch, device="cpu"):
+    """The other minilstm's training step on the same recipe (its own definition of it) and batch."""
     training, config, optim, _ = parts
-    cfg = config.get_config(name)
-    model = training.build_model(cfg, VOCAB) if device == "cpu" else training.build_model(cfg, VOCAB, device)
-    xp = model.xp
-    x, y = (xp.asarray(a) for a in _batch(cfg, rng))
-    state = [None]
-
-    def step():
-        loss, cache, state[0] = model.forward(x, y, state[0], train=True)
-        grads = model.backward(cache)
-        optim.clip_global_norm_(grads, cfg.max_grad_norm)
-        optim.sgd_step_(model.params, grads, 0.01)
-        _sync(xp)
-
-    return step
-
+    return train_fns(config.get_config(name), batch, device, training, optim)[0]
 
 
 def _threads():
@@ -390,7 +385,8 @@ def run(configs=("small", "medium"), repeats=5, with_torch=False, classroom=True
     for name in configs:
         cfg = get_config(name)
         tokens = cfg.batch_size * cfg.num_steps
-        fns = dict(zip(("train", "eval"), train_fns(cfg, rng, device)))
+        batch = _batch(cfg, rng)
+        fns = dict(zip(("train", "eval"), train_fns(cfg, batch, device)))
         for fn in fns.values():  # one call each, so the peak memory read next includes minilstm's
             fn()
         # Read before the ceiling's operands and PyTorch exist. ru_maxrss only grows: for the first config
@@ -399,7 +395,7 @@ def run(configs=("small", "medium"), repeats=5, with_torch=False, classroom=True
         if not gpu:
             fns["ceiling"], flops = ceiling_fn(cfg, rng)
         if against is not None:
-            fns["against"] = against_fn(against, name, rng, device)
+            fns["against"] = against_fn(against, name, batch, device)
         torch_version = None
         if with_torch:
             res = torch_fn(cfg, rng, threads, device)
