@@ -1,6 +1,9 @@
 """The regularization lab: the paper's placement of dropout against what came before and after it.
 
-    minilstm lab [--out runs/lab]          about an hour on a 2-core CPU
+    minilstm lab [--out runs/lab]
+
+On a 2-core CPU the six runs took 1 h 26 min as two processes of three (``--runs``), one BLAS
+thread each, side by side; the README shows the commands.
 
 One command trains the README's overfitting setting (a 2x400 LSTM, init 0.05,
 constant learning rate 1, clip 5, batch 20, 20 steps, 8 epochs on the first
@@ -213,7 +216,7 @@ def add_cli(sub, common):
     p = sub.add_parser(
         "lab", help="the regularization lab: six dropout/tying settings on the README's overfitting setting",
         description=__doc__.split("\n\n")[0].rstrip(".") + ". Trains no dropout, recurrent, zaremba, variational, "
-        "zaremba+tied and variational+tied (2x400, 300k PTB words, 8 epochs: about an hour on a 2-core CPU), "
+        "zaremba+tied and variational+tied (2x400, 300k PTB words, 8 epochs: 20-25 min each on one core), "
         "then writes lab.md, lab.json and lab_validation.png. Run it again to resume where it stopped.")
     p.add_argument("--out", default="runs/lab", help="output folder, one sub-folder per run (default runs/lab)")
     p.add_argument("--runs", nargs="+", choices=RUN_NAMES, default=list(RUN_NAMES), help="which runs (default all)")
