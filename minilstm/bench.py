@@ -35,11 +35,17 @@ ratio alike. Peak memory is the process's maximum resident set size.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
+import io
 import json
 import platform
 import resource
+import subprocess
 import sys
+import tarfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -75,16 +81,20 @@ def _interleaved(fns: dict, rounds: int, repeats: int, settle=SETTLE_S) -> dict:
     return times
 
 
+def _round_ratios(times, num, den):
+    """times[num][r] / times[den][r] for every round r: a ratio taken within each round."""
+    return np.asarray(times[num]) / np.asarray(times[den])
+
+
 def _paired(times, num, den):
-    """Median and range over rounds of times[num][r] / times[den][r]: a ratio taken within each round."""
-    r = np.asarray(times[num]) / np.asarray(times[den])
+    """Median and range over rounds of the per-round ratios."""
+    r = _round_ratios(times, num, den)
     return float(np.median(r)), [float(r.min()), float(r.max())]
 
 
 def _quartiles(times, num, den):
     """The 25th and 75th percentiles of the per-round ratios (the range alone is at the mercy of one burst)."""
-    r = np.asarray(times[num]) / np.asarray(times[den])
-    return [float(q) for q in np.percentile(r, [25, 75])]
+    return [float(q) for q in np.percentile(_round_ratios(times, num, den), [25, 75])]
 
 
 def _batch(cfg, rng):
@@ -287,10 +297,6 @@ def load_against(spec: str, workdir):
     for a revision of the git checkout this minilstm runs from (extracted into ``workdir``).
     Its modules import each other relatively, so the copy runs its own code throughout.
     """
-    import importlib
-    import importlib.util
-    from pathlib import Path
-
     if spec.startswith("git:"):
         root = _extract_revision(spec[4:], Path(workdir))
         label = spec
@@ -325,10 +331,6 @@ def unload_against():
 
 def _extract_revision(rev: str, workdir):
     """``git archive`` the minilstm/ folder of revision ``rev`` of this checkout into ``workdir``."""
-    import subprocess
-    import tarfile
-    from pathlib import Path
-
     checkout = Path(__file__).resolve().parents[1]
     if not rev or rev.startswith("-"):
         raise AgainstError(f"--against git:{rev}: name a revision, e.g. git:HEAD~1 or git:v0.1.0")
@@ -341,8 +343,6 @@ def _extract_revision(rev: str, workdir):
         why = tar.stderr.decode(errors="replace").strip().splitlines()
         raise AgainstError(f"--against git:{rev}: git could not read that revision from {checkout} "
                            f"({why[-1] if why else 'no reason given'}); is this a git checkout, and the revision in it?")
-    import io
-
     with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as tf:
         if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4: refuse links and paths out of workdir
             tf.extractall(workdir, filter="data")
