@@ -56,18 +56,17 @@ Shapes: N batch, T time, V vocabulary, H hidden (= embedding) size, L layers.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from .backend import default_rng, get_xp, resolve_device
 from .checks import ShapeError, check_shape, check_tokens
-from .choices import DROPOUT_MODES, PER_SEQUENCE_MODES, RECURRENT_MASK_MODES
+from .choices import DROPOUT_MODES  # noqa: F401  (the names this docstring explains; re-exported)
 from .ops.affine import affine_backward, affine_forward
-from .ops.dropout import dropout_backward, dropout_forward, dropout_mask
 from .ops.embedding import embedding_backward, embedding_forward, is_row_sparse
-from .ops.lstm import lstm_backward, lstm_forward
 from .ops.softmax import log_softmax, softmax_cross_entropy_backward, softmax_cross_entropy_forward
+from .stack import LSTMStack, StackCache
 from .workspace import Workspace
 
 # The fast paths ``reuse_buffers=True`` bundles, each its own keyword (see LSTMLanguageModel).
@@ -78,17 +77,31 @@ FAST_PATHS = ("reuse_workspace", "inplace_softmax", "sparse_embedding_grad")
 class ModelCache:
     """The per-op caches of one forward pass, in the order backward unwinds them.
 
-    masks: the dropout masks actually used, by name (see LSTMLanguageModel.mask_names),
-    so a test or lesson can replay the exact same forward.
+    stack: the LSTM stack's cache (minilstm/stack.py), whose ``drops``, ``lstms``
+    and ``masks`` (the dropout masks actually used, by name, see
+    LSTMLanguageModel.mask_names) are also reachable here, so a test or lesson
+    can replay the exact same forward.
     """
 
     embed: object
-    drops: list  # L + 1 DropoutCaches: D before layer 1 .. L, and D before the softmax
-    lstms: list  # L LSTMCaches
+    stack: StackCache
     affine: object
     softmax: object = None
-    masks: dict = field(default_factory=dict)
     generation: int = 0  # which forward made it (checked when buffers are reused)
+
+    @property
+    def drops(self):
+        """The L + 1 DropoutCaches: D before layer 1 .. L, and D before the softmax."""
+        return self.stack.drops
+
+    @property
+    def lstms(self):
+        """The L LSTMCaches."""
+        return self.stack.lstms
+
+    @property
+    def masks(self):
+        return self.stack.masks
 
 
 class LSTMLanguageModel:
@@ -127,15 +140,9 @@ class LSTMLanguageModel:
     def __init__(self, vocab_size, hidden_size=200, num_layers=2, dropout=0.0, dropout_mode="zaremba",
                  init_scale=0.1, dtype="float32", device=None, seed=0, reuse_buffers=False, tie_weights=False,
                  reuse_workspace=None, inplace_softmax=None, sparse_embedding_grad=None):
-        if dropout_mode not in DROPOUT_MODES:
-            raise ValueError(f"dropout_mode must be one of {DROPOUT_MODES}, got {dropout_mode!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         if int(vocab_size) < 1 or int(hidden_size) < 1 or int(num_layers) < 1:
             raise ValueError("vocab_size, hidden_size and num_layers must be positive")
         self.V, self.H, self.L = int(vocab_size), int(hidden_size), int(num_layers)
-        self.dropout = float(dropout)
-        self.dropout_mode = dropout_mode
         self.tie_weights = bool(tie_weights)
         self.init_scale = float(init_scale)
         self.dtype = np.dtype(dtype)
@@ -144,6 +151,8 @@ class LSTMLanguageModel:
         self.device = resolve_device(device)
         self.xp = get_xp(self.device)
         self.seed = seed
+        # The L layers with D (minilstm/stack.py); the embedding (size H) is its input.
+        self.stack = LSTMStack(self.H, self.H, self.L, float(dropout), dropout_mode, self.dtype)
         self.params = self.init_params(default_rng(seed, self.xp))
         # The model's own generator for dropout masks, used when forward gets no rng.
         self.rng = default_rng(None if seed is None else seed + 1, self.xp)
@@ -162,11 +171,7 @@ class LSTMLanguageModel:
     # ------------------------------------------------------------------ setup
     def param_shapes(self):
         V, H = self.V, self.H
-        shapes = {"embed.W": (V, H)}
-        for layer in range(1, self.L + 1):
-            shapes[f"lstm{layer}.Wx"] = (H, 4 * H)
-            shapes[f"lstm{layer}.Wh"] = (H, 4 * H)
-            shapes[f"lstm{layer}.b"] = (4 * H,)
+        shapes = {"embed.W": (V, H), **self.stack.param_shapes()}
         if not self.tie_weights:  # tied: the decoder is embed.W.T, no matrix of its own
             shapes["out.W"] = (H, V)
         shapes["out.b"] = (V,)
@@ -188,8 +193,17 @@ class LSTMLanguageModel:
         return z, z.copy()
 
     @property
+    def dropout(self):
+        """p, the probability of dropping a unit (kept by the stack, the one place D is decided)."""
+        return self.stack.dropout
+
+    @property
+    def dropout_mode(self):
+        return self.stack.dropout_mode
+
+    @property
     def uses_dropout(self):
-        return self.dropout_mode != "none" and self.dropout > 0.0
+        return self.stack.uses_dropout
 
     def decoder_weight(self):
         """The decoder's (H, V) matrix: out.W, or with tie_weights the transposed embedding (a view)."""
@@ -203,16 +217,11 @@ class LSTMLanguageModel:
         leaving it (``drop{L}`` enters the softmax), and in ``recurrent`` and
         ``variational`` modes ``rec{l}`` on h_{t-1} inside layer l.
         """
-        if not self.uses_dropout:
-            return []
-        names = [f"drop{layer}" for layer in range(self.L + 1)]
-        if self.dropout_mode in RECURRENT_MASK_MODES:
-            names += [f"rec{layer}" for layer in range(1, self.L + 1)]
-        return names
+        return self.stack.mask_names()
 
     def mask_shape(self, N, T):
         """The shape of every mask of a training forward on (N, T) tokens."""
-        return (N, 1, self.H) if self.dropout_mode in PER_SEQUENCE_MODES else (N, T, self.H)
+        return self.stack.mask_shape(N, T)
 
     def num_params(self):
         return int(sum(int(np.prod(p.shape)) for p in self.params.values()))
@@ -232,83 +241,18 @@ class LSTMLanguageModel:
         check_shape("state c", c, (self.L, N, self.H), "(L, N, H)")
         return state
 
-    def _mask(self, name, x, train, rng, masks, used):
-        if not train or not self.uses_dropout:
-            return dropout_forward(x, 0.0, train=False)
-        if self.dropout_mode in PER_SEQUENCE_MODES:  # one (N, 1, H) mask for all T steps
-            ### BEGIN SOLUTION [dropout:variational] (hint: take this sequence's mask from
-            ###     self._sequence_mask(name, N, rng, masks) (N is x.shape[0]), record it in used[name] and apply
-            ###     it with dropout_forward(x, p, train=True, mask=it): dropout_forward shares an (N, 1, H) mask over
-            ###     the T steps, and its cache lets dropout_backward use the same mask going back)
-            used[name] = self._sequence_mask(name, x.shape[0], rng, masks)
-            return dropout_forward(x, self.dropout, train=True, mask=used[name])
-            ### END SOLUTION
-        out, cache = dropout_forward(x, self.dropout, train=True, rng=rng, mask=masks.get(name))
-        used[name] = cache.mask
-        return out, cache
-
-    def _sequence_mask(self, name, N, rng, masks):
-        """masks[name] if given, else a fresh (N, 1, H) mask: one per sequence (chunk), shared over time."""
-        ### BEGIN SOLUTION [dropout:variational] (hint: the given masks[name] when there is one; else draw ONE
-        ###     mask per sequence with dropout_mask of shape (N, 1, H), p = self.dropout, rng and self.dtype: the
-        ###     axis of length 1 is time, so every step of the chunk sees the same units dropped)
-        mask = masks.get(name)
-        if mask is None:
-            mask = dropout_mask((N, 1, self.H), self.dropout, rng, self.dtype)
-        return mask
-        ### END SOLUTION
-
     def _body(self, tokens, state, train, rng, masks):
-        """Everything up to the vocabulary scores (N, T, V)."""
-        xp = self.xp
-        masks = masks or {}
+        """Everything up to the vocabulary scores (N, T, V): embedding -> stack (with D) -> decoder."""
         rng = rng if rng is not None else self.rng
-        p = self.params
-        used = {}
         N, T = tokens.shape
-        x, embed_cache = embedding_forward(tokens, p["embed.W"])  # (N, T, H)
-        drops, lstms = [], []
-        h_final, c_final = [], []
-        for layer in range(1, self.L + 1):
-            ### BEGIN SOLUTION [dropout:placement] (hint: D on the input of every layer (the embedding for
-            ###     layer 1, h of layer l-1 for layer l): x, d = self._mask(name, x, train, rng, masks, used)
-            ###     with the name from mask_names(); keep d in drops)
-            x, d = self._mask(f"drop{layer - 1}", x, train, rng, masks, used)  # D: non-recurrent input
-            drops.append(d)
-            ### END SOLUTION
-            h_masks = None
-            if train and self.uses_dropout and self.dropout_mode == "recurrent":
-                ### BEGIN SOLUTION [dropout:placement] (hint: recurrent mode only: h_masks (N, T, H) for
-                ###     h_{t-1} inside this layer, the one in masks["rec{layer}"] if given, else a fresh one
-                ###     drawn with dropout_mask((N, T, H), p, rng, dtype); record it in used[name] and
-                ###     lstm_forward applies it)
-                name = f"rec{layer}"
-                h_masks = masks.get(name)
-                if h_masks is None:
-                    h_masks = dropout_mask((N, T, self.H), self.dropout, rng, self.dtype)
-                used[name] = h_masks
-                ### END SOLUTION
-            elif train and self.uses_dropout and self.dropout_mode == "variational":
-                # One (N, 1, H) mask for h_{t-1} at every step of this chunk; lstm_forward broadcasts it.
-                h_masks = used[f"rec{layer}"] = self._sequence_mask(f"rec{layer}", N, rng, masks)
-            x, lc = lstm_forward(x, state[0][layer - 1], p[f"lstm{layer}.Wx"], p[f"lstm{layer}.Wh"],
-                                 p[f"lstm{layer}.b"], c0=state[1][layer - 1], h_masks=h_masks)
-            lstms.append(lc)
-            h_final.append(lc.final_h)
-            c_final.append(lc.final_c)
-        ### BEGIN SOLUTION [dropout:placement] (hint: D once more on the top layer's h, before the softmax
-        ###     (mask drop{L}); keep its cache in drops)
-        x, d = self._mask(f"drop{self.L}", x, train, rng, masks, used)  # D: before the softmax
-        drops.append(d)
-        ### END SOLUTION
+        x, embed_cache = embedding_forward(tokens, self.params["embed.W"])  # (N, T, H)
+        x, stack_cache, new_state = self.stack.forward(x, state, self.params, train, rng, masks)
         out = None
         if self.reuse_workspace:  # every forward writes its scores into the same array, see __init__
-            out = self.workspace.get("scores", (N, T, self.V), self.dtype, xp)
+            out = self.workspace.get("scores", (N, T, self.V), self.dtype, self.xp)
             self._generation += 1
-        scores, aff_cache = affine_forward(x, self.decoder_weight(), p["out.b"], out=out)  # (N, T, V)
-        # The carried state is a copy: the next chunk's graph starts fresh (truncated BPTT).
-        new_state = (xp.stack(h_final), xp.stack(c_final))
-        cache = ModelCache(embed_cache, drops, lstms, aff_cache, masks=used, generation=self._generation)
+        scores, aff_cache = affine_forward(x, self.decoder_weight(), self.params["out.b"], out=out)  # (N, T, V)
+        cache = ModelCache(embed_cache, stack_cache, aff_cache, generation=self._generation)
         return scores, cache, new_state
 
     def forward(self, tokens, targets, state=None, train=True, rng=None, masks=None):
@@ -356,18 +300,8 @@ class LSTMLanguageModel:
             dW_out = (self.workspace.get("d_out.W", (self.H, self.V), self.dtype, self.xp)
                       if self.reuse_workspace else None)
             dx, grads["out.W"], grads["out.b"] = affine_backward(dscores, cache.affine, dW_out=dW_out)
-        ### BEGIN SOLUTION [dropout:placement] (hint: back through the D that sits before the softmax
-        ###     (cache.drops[self.L]))
-        dx = dropout_backward(dx, cache.drops[self.L])
-        ### END SOLUTION
-        for layer in range(self.L, 0, -1):
-            # Truncated BPTT: no gradient flows into the state carried in from the last chunk.
-            dx, _dh0, dWx, dWh, db, _dc0 = lstm_backward(dx, cache.lstms[layer - 1])
-            grads[f"lstm{layer}.Wx"], grads[f"lstm{layer}.Wh"], grads[f"lstm{layer}.b"] = dWx, dWh, db
-            ### BEGIN SOLUTION [dropout:placement] (hint: back through the D on this layer's input
-            ###     (cache.drops[layer - 1]) before going down a layer)
-            dx = dropout_backward(dx, cache.drops[layer - 1])
-            ### END SOLUTION
+        # Truncated BPTT: no gradient flows into the state carried in from the last chunk.
+        dx, _dstate0 = self.stack.backward(dx, cache.stack, grads)
         grads["embed.W"] = embedding_backward(dx, cache.embed, sparse=self.sparse_embedding_grad)
         if self.tie_weights:
             # One matrix, two uses: its gradient is the sum of the embedding's and the decoder's.

@@ -97,7 +97,7 @@ class Part:
         return sum(g.points for g in self.groups)
 
     def function_names(self):
-        """The bare qualified names, e.g. ``LSTMLanguageModel._body``."""
+        """The bare qualified names, e.g. ``LSTMStack.forward``."""
         return [f.split(":", 1)[1] for f in self.functions]
 
 
@@ -168,12 +168,12 @@ DROPOUT = Assignment(
     title="Dropout, and where the paper puts it",
     summary=(
         "Implement the inverted dropout operator D (`dropout_mask`, `dropout_forward`, `dropout_backward`), "
-        "then place it in the language model (`LSTMLanguageModel._body` and `.backward`): on the non-recurrent "
+        "then place it in the LSTM stack every model shares (`LSTMStack.forward` and `.backward`): on the non-recurrent "
         "connections only (`dropout_mode='zaremba'`, the paper's idea) and, for comparison, also on h(t-1) "
         "(`dropout_mode='recurrent'`, the naive placement the paper argues against). Last, what came after: "
         "variational dropout (Gal & Ghahramani 2016, `dropout_mode='variational'`), one mask per sequence shared "
-        "by every time step, on the inputs, the output and h(t-1) (`LSTMLanguageModel._sequence_mask`, "
-        "`LSTMLanguageModel._mask`, `broadcast_over_time`)."
+        "by every time step, on the inputs, the output and h(t-1) (`LSTMStack._get_mask`, "
+        "`broadcast_over_time`)."
     ),
     parts=(
         Part("operator", "the dropout operator D: mask, forward, backward",
@@ -184,13 +184,12 @@ DROPOUT = Assignment(
                                            "for p = 0, the gradient"),
               Group("errors", 3, "ValueError without rng or with a mask of the wrong shape"))),
         Part("placement", "D in the model: zaremba (non-recurrent only) and recurrent placement",
-             ("minilstm.model:LSTMLanguageModel._body", "minilstm.model:LSTMLanguageModel.backward"),
+             ("minilstm.stack:LSTMStack.forward", "minilstm.stack:LSTMStack.backward"),
              (Group("zaremba", 8, "loss and gradients with the paper's placement, 1 to 3 layers"),
               Group("recurrent", 5, "loss and gradients with D also on h(t-1)"),
               Group("none_and_eval", 2, "no mask with dropout_mode='none' or in evaluation"))),
         Part("variational", "variational dropout: one mask per sequence, shared by every time step",
-             ("minilstm.ops.dropout:broadcast_over_time", "minilstm.model:LSTMLanguageModel._sequence_mask",
-              "minilstm.model:LSTMLanguageModel._mask"),
+             ("minilstm.ops.dropout:broadcast_over_time", "minilstm.stack:LSTMStack._get_mask"),
              (Group("per_sequence", 5, "every mask drawn is (N, 1, H), 0 or 1/(1-p), about 1 - p kept, different "
                                        "for every sequence, and the same at every time step where it is applied"),
               Group("forward", 4, "loss and state with given (N, 1, H) masks, 1 and 2 layers; the broadcast view"),

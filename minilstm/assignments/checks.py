@@ -351,29 +351,29 @@ def _placement(ctx, cases):
     for case in cases:
         mode, L = probes.PLACEMENT_CASES[case]
         what = f"dropout_mode={mode!r}, {L} layer{'s' if L > 1 else ''}"
-        if not ctx.ran("LSTMLanguageModel._body", case):
+        if not ctx.ran("LSTMStack.forward", case):
             continue
         got, ref = ctx.theirs[case], ctx.ref[case]
         if "masks_used" in ref:
             used = sorted(str(x) for x in np.atleast_1d(got.get("masks_used", np.array([], dtype=str))))
             want = sorted(str(x) for x in np.atleast_1d(ref["masks_used"]))
             if used != want:
-                ctx.say(f"LSTMLanguageModel._body: ({what}) the masks used were {used or 'none'}, expected "
-                        f"{want or 'none'}: apply the given masks with self._mask (and masks['rec{{l}}'] when given)")
+                ctx.say(f"LSTMStack.forward: ({what}) the masks used were {used or 'none'}, expected "
+                        f"{want or 'none'}: apply the given masks with self._mask, and take rec{{l}} from self._get_mask")
             for name in want:
                 mine, given = got.get(f"used.{name}"), ctx.inputs[case].get(f"mask.{name}")
                 if name in used and given is not None and (mine is None or mine.shape != given.shape
                                                            or not np.array_equal(mine, given)):
-                    ctx.say(f"LSTMLanguageModel._body: ({what}) the given mask {name} was not the one used; "
-                            f"use masks[{name!r}] when given (self._mask does it for the drop masks)")
-        if not ctx.close("LSTMLanguageModel._body", f"training loss ({what}, the same masks)", case, "loss"):
+                    ctx.say(f"LSTMStack.forward: ({what}) the given mask {name} was not the one used; "
+                            f"use masks[{name!r}] when given (self._get_mask does it)")
+        if not ctx.close("LSTMStack.forward", f"training loss ({what}, the same masks)", case, "loss"):
             continue
         names = sorted(k for k in ref if k.startswith("grad."))
         wrong = [n[5:] for n in names if compare("", "", got.get(n), ref[n]) is not None]
         if wrong:
-            worst = compare("LSTMLanguageModel.backward", f"gradient {wrong[-1]}", got.get(f"grad.{wrong[-1]}"),
+            worst = compare("LSTMStack.backward", f"gradient {wrong[-1]}", got.get(f"grad.{wrong[-1]}"),
                             ref[f"grad.{wrong[-1]}"])
-            ctx.say(f"LSTMLanguageModel.backward: wrong gradient {', '.join(wrong)} ({what}); "
+            ctx.say(f"LSTMStack.backward: wrong gradient {', '.join(wrong)} ({what}); "
                     + _detail(worst, wrong[-1]) + ". Go back through every D the forward applied, with its mask")
 
 
@@ -390,11 +390,11 @@ def _(ctx):
 @check("dropout:placement", "none_and_eval")
 def _(ctx):
     _placement(ctx, ("none",))
-    if ctx.ran("LSTMLanguageModel._body", "eval"):
-        ctx.close("LSTMLanguageModel._body", "loss in evaluation (train=False: no dropout)", "eval", "loss")
+    if ctx.ran("LSTMStack.forward", "eval"):
+        ctx.close("LSTMStack.forward", "loss in evaluation (train=False: no dropout)", "eval", "loss")
 
 
-_SEQ, _MASK, _BCAST = "LSTMLanguageModel._sequence_mask", "LSTMLanguageModel._mask", "broadcast_over_time"
+_SEQ, _MASK, _BCAST = "LSTMStack._get_mask", "LSTMStack._get_mask", "broadcast_over_time"
 
 
 def _sequence_mask_problem(m, N, H, T, p):
@@ -429,7 +429,7 @@ def _(ctx):
     if used != sorted(names):
         ctx.say(f"{_MASK}: the masks recorded in used were {used or 'none'}, expected {sorted(names)}: "
                 "record every mask, used[name] = the mask")
-    # rec{l} come to _body straight from _sequence_mask; drop{l} through _mask: blame the function that drew it
+    # every mask comes from _get_mask (rec{l} straight, drop{l} through _mask): blame it
     bad_rec = False
     for name in sorted(names, key=lambda n: not n.startswith("rec")):  # rec{l} first: they tell whom to blame
         problem = _sequence_mask_problem(got.get(f"used.{name}"), N, H, T, p)
@@ -439,7 +439,7 @@ def _(ctx):
             bad_rec = True
             ctx.say(f"{_SEQ}: the mask {name} (h(t-1) of layer {name[3:]}) {problem}")
         elif not bad_rec:
-            ctx.say(f"{_MASK}: the mask {name} (it comes from self._sequence_mask) {problem}")
+            ctx.say(f"{_MASK}: the mask {name} {problem}")
     masks = [got.get(f"used.{n}") for n in names]
     if all(m is not None and m.shape == (N, 1, H) for m in masks):
         kept = float(np.mean([(m > 0).mean() for m in masks]))

@@ -11,6 +11,18 @@ this scale. Averaging over T as well would shrink every gradient T-fold (20x
 for ``small``) and silently change the recipe. Pass ``normalizer`` to choose
 another divisor (the evaluation code uses 1 to get the summed NLL).
 
+Per-token weights: a translation model reads the source, a separator and the
+target as one sequence, but only the target words are predictions to score.
+``weights`` (N, T) multiplies each token's -log p: 1 for a counted token, 0
+for the source, the separator and the padding, so those positions add nothing
+to the loss and, in backward, nothing to the gradient:
+
+    loss = (1/normalizer) * sum_{n, t} w[n, t] * -log p(y[n, t] | history)
+    d loss / d s[n, t] = w[n, t] * (softmax(s[n, t]) - onehot(y[n, t])) / normalizer
+
+Without weights (None) the code is the plain one, and weights of all ones give
+bit-identical numbers (multiplying by 1.0 is exact).
+
 Shapes: N batch, T time, V vocabulary.
 """
 
@@ -21,18 +33,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..backend import get_array_module
-from ..checks import ShapeError, check_float, check_nonempty, check_tokens
+from ..checks import ShapeError, check_all_finite, check_float, check_nonempty, check_shape, check_tokens
 from . import cuda_kernels
 
 
 @dataclass
 class SoftmaxCache:
-    """probs (M, V): the softmax probabilities; y (M,): targets; normalizer."""
+    """probs (M, V): the softmax probabilities; y (M,): targets; normalizer; weights (M,) or None."""
 
     probs: object
     y: object
     normalizer: float
     scores_shape: tuple
+    weights: object = None
 
 
 def log_softmax(scores, xp=None):
@@ -65,8 +78,9 @@ def _softmax_nll_(probs, y, nll):
     xp.subtract(xp.log(total), picked, out=nll)
 
 
-def softmax_cross_entropy_forward(scores, y, normalizer=None, overwrite_scores=False):
-    """Inputs: scores (N, T, V) (or (M, V)), y (N, T) (or (M,)) target ids.
+def softmax_cross_entropy_forward(scores, y, normalizer=None, overwrite_scores=False, weights=None):
+    """Inputs: scores (N, T, V) (or (M, V)), y (N, T) (or (M,)) target ids,
+    weights (N, T) (or (M,)) or None: how much each token counts (module docstring).
 
     ``normalizer`` defaults to N (the batch size), see the module docstring.
     ``overwrite_scores``: turn ``scores`` into the probabilities in place
@@ -79,14 +93,23 @@ def softmax_cross_entropy_forward(scores, y, normalizer=None, overwrite_scores=F
     check_nonempty("scores", scores, "(N, T, V)")
     V = scores.shape[-1]
     check_tokens("y", y, V, shape=scores.shape[:-1], names="(scores.shape[:-1])")
+    if weights is not None:
+        check_float("weights", weights, like=scores)
+        check_shape("weights", weights, tuple(y.shape), "(scores.shape[:-1])")
+        check_all_finite({"weights": weights})
+        if bool((weights < 0).any()):
+            raise ValueError("weights must be 0 or positive (1 counts a token, 0 ignores it)")
+        weights = weights.reshape(-1)
     if normalizer is None:
         normalizer = scores.shape[0]
     probs = scores.reshape(-1, V) if overwrite_scores else scores.reshape(-1, V).copy()  # (M, V)
     yy = y.reshape(-1)
     nll = xp.empty(probs.shape[0], dtype=probs.dtype)  # (M,): -log p[y] of every row
     _softmax_nll_(probs, yy, nll)
+    if weights is not None:
+        nll *= weights  # an uncounted token (weight 0) adds nothing
     loss = float(nll.sum()) / normalizer
-    return loss, SoftmaxCache(probs, yy, normalizer, tuple(scores.shape))
+    return loss, SoftmaxCache(probs, yy, normalizer, tuple(scores.shape), weights)
 
 
 def softmax_cross_entropy_backward(dloss, cache: SoftmaxCache, overwrite_cache=False):
@@ -117,4 +140,6 @@ def softmax_cross_entropy_backward(dloss, cache: SoftmaxCache, overwrite_cache=F
     else:
         dscores *= scale
         dscores[xp.arange(cache.y.shape[0]), cache.y] -= scale
+    if cache.weights is not None:
+        dscores *= cache.weights[:, None]  # each row scaled by its token's weight: 0 for uncounted ones
     return dscores.reshape(cache.scores_shape)

@@ -91,12 +91,12 @@ def check_masks(model, cache, N, T):
     expected = model.mask_names()
     if sorted(cache.masks) != sorted(expected):
         raise AssertionError(
-            f"LSTMLanguageModel._body: in {model.dropout_mode!r} mode a training forward must use the masks "
+            f"LSTMStack.forward: in {model.dropout_mode!r} mode a training forward must use the masks "
             f"{expected}, it used {sorted(cache.masks)} (see mask_names(): drop0 on the embedding, drop{{l}} on h "
             f"of layer l{', rec{l} on h_{t-1} inside layer l' if model.dropout_mode == 'recurrent' else ''})")
     for name, mask in cache.masks.items():
         if tuple(mask.shape) != (N, T, model.H):
-            raise AssertionError(f"LSTMLanguageModel._body: mask {name} has shape {tuple(mask.shape)}, expected "
+            raise AssertionError(f"LSTMStack.forward: mask {name} has shape {tuple(mask.shape)}, expected "
                                  f"(N, T, H) = {(N, T, model.H)}: a fresh mask for every time step")
 
 
@@ -110,14 +110,14 @@ def test_forward_places_dropout(mode):
     check_masks(model, cache, N, T)
     for layer, lc in enumerate(cache.lstms, start=1):
         if mode == "zaremba" and lc.h_masks is not None:
-            raise AssertionError(f"LSTMLanguageModel._body: layer {layer} dropped h_{{t-1}} in 'zaremba' mode; "
+            raise AssertionError(f"LSTMStack.forward: layer {layer} dropped h_{{t-1}} in 'zaremba' mode; "
                                  "the recurrent connection must never see D there (the paper's point)")
         if mode == "recurrent" and lc.h_masks is None:
-            raise AssertionError(f"LSTMLanguageModel._body: layer {layer} got no h_masks in 'recurrent' mode; "
+            raise AssertionError(f"LSTMStack.forward: layer {layer} got no h_masks in 'recurrent' mode; "
                                  f"pass the rec{layer} mask to lstm_forward(..., h_masks=...)")
     # Masks of ones keep every unit: training then computes exactly what evaluation computes.
     ones = {name: np.ones((N, T, model.H)) for name in model.mask_names()}
-    expect_close("LSTMLanguageModel._body", f"the training loss with masks of ones in {mode!r} mode (must equal "
+    expect_close("LSTMStack.forward", f"the training loss with masks of ones in {mode!r} mode (must equal "
                  "the evaluation loss)", model.forward(tokens, targets, train=True, masks=ones)[0],
                  model.forward(tokens, targets, train=False)[0])
     # Every mask is applied somewhere: changing any one of them changes the loss.
@@ -125,10 +125,10 @@ def test_forward_places_dropout(mode):
     base, cache, _ = model.forward(tokens, targets, train=True, masks=masks)
     for name, mask in masks.items():
         if cache.masks.get(name) is None or not np.array_equal(cache.masks[name], mask):
-            raise AssertionError(f"LSTMLanguageModel._body: the given mask {name} was not the one used; pass masks "
+            raise AssertionError(f"LSTMStack.forward: the given mask {name} was not the one used; pass masks "
                                  "to self._mask (and use masks['rec{l}'] when given)")
         if model.forward(tokens, targets, train=True, masks={**masks, name: ones[name]})[0] == base:
-            raise AssertionError(f"LSTMLanguageModel._body: the mask {name} has no effect on the loss; apply it "
+            raise AssertionError(f"LSTMStack.forward: the mask {name} has no effect on the loss; apply it "
                                  "where mask_names() says it goes")
 
 
@@ -138,7 +138,7 @@ def test_backward_through_dropout(mode):
     model = small_model(mode, seed=1)
     tokens, targets = tokens_targets(2)
     report = gradcheck.check_model(model, tokens, targets, max_checks=12, seed=3)
-    expect_gradients("LSTMLanguageModel.backward", report,
+    expect_gradients("LSTMStack.backward", report,
                      f"'{mode}' mode: every D of the forward pass needs its dropout_backward, in reverse order")
 
 
@@ -148,11 +148,11 @@ def test_no_dropout_in_evaluation():
     tokens, targets = tokens_targets(3)
     loss, cache, _ = model.forward(tokens, targets, train=False)
     if cache.masks:
-        raise AssertionError(f"LSTMLanguageModel._body: train=False used masks {sorted(cache.masks)}; "
+        raise AssertionError(f"LSTMStack.forward: train=False used masks {sorted(cache.masks)}; "
                              "D is the identity at evaluation")
     plain = minilstm.LSTMLanguageModel(vocab_size=11, hidden_size=4, num_layers=2, dropout=0.0, dtype="float64")
     plain.params = model.params  # the same weights without dropout: its training loss is the evaluation loss
-    expect_close("LSTMLanguageModel._body", "the evaluation loss (no dropout)", loss,
+    expect_close("LSTMStack.forward", "the evaluation loss (no dropout)", loss,
                  plain.forward(tokens, targets, train=True)[0])
 
 
@@ -181,7 +181,7 @@ def test_variational_masks_are_drawn_once_per_sequence():
     tokens, targets = tokens_targets(4, N=N, T=T)
     _, cache, _ = model.forward(tokens, targets, train=True, rng=minilstm.default_rng(8))
     if sorted(cache.masks) != sorted(model.mask_names()):
-        raise AssertionError(f"LSTMLanguageModel._mask: in 'variational' mode a training forward must record the "
+        raise AssertionError(f"LSTMStack._get_mask: in 'variational' mode a training forward must record the "
                              f"masks {model.mask_names()} in used, it recorded {sorted(cache.masks)}")
     for name, mask in sorted(cache.masks.items(), key=lambda item: not item[0].startswith("rec")):
         # rec{l} come straight from _sequence_mask; drop{l} through _mask
@@ -190,14 +190,14 @@ def test_variational_masks_are_drawn_once_per_sequence():
             raise AssertionError(f"{function}: mask {name} has shape {tuple(mask.shape)}, "
                                  f"expected (N, 1, H) = {(N, 1, model.H)}: one mask per sequence, shared by every "
                                  "time step (a fresh one per step is zaremba's D)")
-        expect_inverted_mask("LSTMLanguageModel._sequence_mask", f"mask {name}", mask, p,
+        expect_inverted_mask("LSTMStack._get_mask", f"mask {name}", mask, p,
                              tol=0.05, hint=" (draw it with dropout_mask)")  # 2,000 draws: standard error 0.011
     # As applied: dropout's cache and the LSTM's h_masks see the same mask at every step.
     applied = [(f"drop{k}", d.mask) for k, d in enumerate(cache.drops)]
     applied += [(f"rec{k + 1}", lc.h_masks) for k, lc in enumerate(cache.lstms)]
     for name, mask in applied:
         if mask is None or tuple(mask.shape) != (N, T, model.H):
-            raise AssertionError(f"LSTMLanguageModel._mask: the mask {name} as applied has shape "
+            raise AssertionError(f"LSTMStack._get_mask: the mask {name} as applied has shape "
                                  f"{getattr(mask, 'shape', None)}, expected (N, T, H) = {(N, T, model.H)}")
         for t in range(T):
             expect_close("broadcast_over_time", f"mask {name} as applied at step t = {t} (the sequence's mask)",
@@ -212,9 +212,9 @@ def test_backward_through_variational_dropout():
     loss, cache, _ = model.forward(tokens, targets, train=True, masks=masks)
     for name, mask in masks.items():
         if cache.masks.get(name) is None or not np.array_equal(cache.masks[name], mask):
-            raise AssertionError(f"LSTMLanguageModel._sequence_mask: the given mask {name} was not the one used; "
+            raise AssertionError(f"LSTMStack._get_mask: the given mask {name} was not the one used; "
                                  f"use masks[{name!r}] when given")
     report = gradcheck.check_model(model, tokens, targets, masks=masks, max_checks=12, seed=3)
-    expect_gradients("LSTMLanguageModel._mask", report,
+    expect_gradients("LSTMStack._get_mask", report,
                      "'variational' mode: apply the sequence's mask with dropout_forward, so that the backward "
                      "goes back through the same (N, 1, H) mask at every step")
