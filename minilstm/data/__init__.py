@@ -4,6 +4,7 @@
 - ``ptb``:       Mikolov's Penn Treebank: find, download, verify, read
 - ``synthetic``: a built-in corpus from a known grammar, with its true entropy
 - ``batching``:  ``batchify`` and ``iterate_chunks``, as in the paper's code
+- ``parallel``:  translation pairs: a built-in English->French corpus with its best perplexity, your files, batching
 
 ``load_corpus("ptb")`` or ``load_corpus("builtin")`` is all a training script needs.
 """
@@ -12,6 +13,7 @@ from .batching import batchify, iterate_chunks, num_chunks
 from .corpus import Corpus, DataError, decode, encode, vocab_hash
 from .ptb import download_ptb, find_ptb_dir, load_ptb
 from .synthetic import make_builtin_corpus
+from .parallel import ParallelCorpus, load_parallel, make_builtin_parallel
 
 from ..choices import DATASETS  # the one list of dataset names
 
@@ -32,5 +34,5 @@ def load_corpus(name: str, data_dir=None, download: bool = True, verify: bool = 
 __all__ = [
     "Corpus", "load_corpus", "load_ptb", "find_ptb_dir", "download_ptb", "make_builtin_corpus",
     "batchify", "iterate_chunks", "num_chunks", "vocab_hash", "encode", "decode", "DataError",
-    "DATASETS",
+    "DATASETS", "ParallelCorpus", "make_builtin_parallel", "load_parallel",
 ]
