@@ -18,8 +18,10 @@ never interrupted and ends with bit-identical weights.
 
 Layout: ``train_step`` is one step (the graded part), ``train_epoch`` walks the
 chunks of one epoch carrying the state, and ``train`` sets a run up, closes each
-epoch (validation, checkpoints) and handles Ctrl-C; the run folder's rules live
-in runfolder.py.
+epoch (validation, checkpoints) and handles Ctrl-C. What every experiment
+shares lives beside it: the epoch loop in loop.py, what a checkpoint holds and
+how a run resumes in runstate.py, the progress bars in progress.py, and the run
+folder's rules in runfolder.py.
 
 Ctrl-C: a step (forward, backward, clipping, the SGD update and the counters)
 is never cut in half. While train() runs, SIGINT only raises a flag when it
@@ -31,23 +33,25 @@ the torn state: the last checkpoint stays as it was.
 from __future__ import annotations
 
 import math
-import sys
-import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import runfolder
-from .backend import get_xp, host_generator, set_host_generator, to_host
-from .checkpoint import (CheckpointError, check_compatible, load_checkpoint, rng_from_json,
-                         rng_state_to_json, save_checkpoint)
-from .config import Config, check_memory, from_dict, get_config, validate
+from .backend import get_xp
+from .checkpoint import CheckpointError, check_compatible, load_checkpoint
+from .config import Config, check_memory, get_config, validate
 from .data import DataError, batchify, iterate_chunks, load_corpus, num_chunks, vocab_hash
 from .interrupts import StepGuard
+from .loop import perplexity, run_epoch
 from .model import LSTMLanguageModel
 from .optim import clip_global_norm_, sgd_step_
+from .progress import epoch_bar, progress_iter as _progress
 from .runfolder import RunFolderError
+from .runstate import Progress, check_params as _check_params
+from .runstate import resume_point, save_run
+from .runstate import saved_config as _saved_config
 
 
 # ---------------------------------------------------------------------------
@@ -63,14 +67,6 @@ class EvalResult:
     @property
     def cross_entropy(self):
         return self.nll / self.tokens
-
-
-def perplexity(nll, count):
-    """exp(nll / count), the perplexity; inf (not an OverflowError) for a diverged model."""
-    try:
-        return math.exp(nll / max(count, 1))
-    except OverflowError:
-        return math.inf
 
 
 def _eval_chunks(ids, batch_size, num_steps, xp):
@@ -138,72 +134,9 @@ def evaluate_ensemble(models, ids, batch_size=1, num_steps=20, progress=False):
     ### END DUPLICATE
 
 
-def _in_jupyter() -> bool:
-    """True inside a Jupyter kernel (IPython's shell there is configured by an IPKernelApp)."""
-    ipython = sys.modules.get("IPython")
-    try:
-        shell = ipython.get_ipython() if ipython is not None else None
-    except Exception:  # a half-imported or unusual IPython: treat as a plain interpreter
-        return False
-    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
-
-
-def _bar_class(enabled):
-    """The tqdm class to draw progress bars with, or None where nobody watches them.
-
-    Bars only on a terminal or in Jupyter: redirected to a file, a bar is thousands
-    of carriage-return redraws, while the log wants one line per epoch (which
-    ``train`` writes anyway). In Jupyter, the widget bar needs ipywidgets; without
-    it tqdm.auto would warn "IProgress not found", so we draw the text bar instead.
-    """
-    if not enabled:
-        return None
-    if _in_jupyter():
-        try:
-            import ipywidgets  # noqa: F401
-        except ImportError:
-            from tqdm import tqdm
-        else:
-            from tqdm.notebook import tqdm
-        return tqdm
-    stream = sys.stderr
-    if stream is not None and hasattr(stream, "isatty") and stream.isatty():
-        from tqdm import tqdm
-
-        return tqdm
-    return None
-
-
-def _progress(iterable, total, enabled, desc):
-    bar = _bar_class(enabled)
-    if bar is None:
-        return iterable
-    return bar(iterable, total=total, desc=desc, leave=False, unit="chunk")
-
-
 # ---------------------------------------------------------------------------
 # Training
 # ---------------------------------------------------------------------------
-
-@dataclass
-class Progress:
-    """Where a run stands; saved in every checkpoint so a resume continues exactly."""
-
-    epoch: int = 1          # the epoch in progress (from 1)
-    chunk: int = 0          # next chunk of that epoch
-    step: int = 0           # SGD steps taken in the whole run
-    nll: float = 0.0        # this epoch's running sums (training perplexity)
-    tokens: int = 0
-    gnorm_sum: float = 0.0
-    gnorm_max: float = 0.0
-    clipped: int = 0
-    time_s: float = 0.0     # training seconds spent in this epoch so far
-    history: list = field(default_factory=list)  # one dict per finished epoch
-
-    def reset_epoch(self):
-        self.chunk, self.nll, self.tokens = 0, 0.0, 0
-        self.gnorm_sum, self.gnorm_max, self.clipped, self.time_s = 0.0, 0.0, 0, 0.0
-
 
 @dataclass
 class TrainResult:
@@ -242,24 +175,15 @@ def build_model(cfg: Config, vocab_size: int, device=None) -> LSTMLanguageModel:
 
 
 def _save(out_dir, name, model, cfg, corpus_hash, prog, state, extra_meta=None):
-    params = {k: to_host(v) for k, v in model.params.items()}
-    for k, v in params.items():  # load_model refuses such weights: a file of them would be lost work
-        if not np.isfinite(v).all():
-            raise CheckpointError(f"refusing to save {out_dir / name}: the weights {k!r} contain NaN or inf; "
-                                  "the checkpoint already there (if any) is untouched")
-    meta = {
-        "config": cfg.to_dict(), "vocab_hash": corpus_hash, "vocab_size": model.V,
-        "epoch": prog.epoch, "chunk": prog.chunk, "step": prog.step, "lr": cfg.lr_at(prog.epoch),
-        "seed": cfg.seed, "progress": {k: v for k, v in prog.__dict__.items() if k != "history"},
-        "history": prog.history,
-        # The dropout generator's exact state (it lives on the host on either device, see backend.default_rng).
-        "rng": rng_state_to_json(host_generator(model.rng)),
-    }
-    meta.update(extra_meta or {})
+    """The language model's checkpoint (runstate.save_run) with its vocabulary size and carried state."""
     # At a chunk-0 boundary the next epoch starts from zeros: no state to carry.
-    arrays = ({"state_h": to_host(state[0]), "state_c": to_host(state[1])}
-              if state is not None and prog.chunk > 0 else {})
-    return save_checkpoint(out_dir / name, params, meta, arrays)
+    arrays = ({"state_h": state[0], "state_c": state[1]} if state is not None and prog.chunk > 0 else {})
+    return save_run(out_dir / name, model, cfg, corpus_hash, prog, arrays, {"vocab_size": model.V, **(extra_meta or {})})
+
+
+def _resume_point(ck, model, cfg, path):
+    """(Progress, carried state) of a language-model run: its state is (L, N, H)."""
+    return resume_point(ck, model, cfg, path, state_shape=(model.L, cfg.batch_size, model.H))
 
 
 def train_step(model: LSTMLanguageModel, x, y, state, lr: float, max_grad_norm: float):
@@ -306,39 +230,23 @@ def train_epoch(run: EpochLoop, guard: StepGuard, progress=False, on_step=None) 
     """The rest of epoch ``run.prog.epoch``: train_step on every chunk from ``run.prog.chunk`` on, in order.
 
     Each epoch starts from a zero state, as in the paper's code; within it the
-    final (h, c) of one chunk is the initial state of the next. Each step and its
-    bookkeeping run inside ``guard.step()``, so a Ctrl-C takes effect between two
-    steps, never inside one. Raises FloatingPointError when the loss or the
+    final (h, c) of one chunk is the initial state of the next. The loop itself
+    (bookkeeping, Ctrl-C between steps, divergence) is loop.run_epoch, shared
+    with the other experiments. Raises FloatingPointError when the loss or the
     gradient norm blows up.
     """
     model, cfg, prog = run.model, run.cfg, run.prog
     lr = cfg.lr_at(prog.epoch)
     if prog.chunk == 0:
         run.state = None
-    bar = _epoch_bar(progress, run.n_chunks, prog, cfg)
-    t0 = time.perf_counter()
-    for x, y in iterate_chunks(run.data, cfg.num_steps, start=prog.chunk):
-        with guard.step():  # one step and its bookkeeping are indivisible
-            loss, gnorm, new_state = train_step(model, x, y, run.state, lr, cfg.max_grad_norm)
-            _check_diverged(loss * x.shape[0] / y.size, gnorm)
-            run.state = new_state
-            prog.chunk += 1
-            prog.step += 1
-            prog.nll += loss * x.shape[0]
-            prog.tokens += y.size
-            prog.gnorm_sum += gnorm
-            prog.gnorm_max = max(prog.gnorm_max, gnorm)
-            prog.clipped += gnorm > cfg.max_grad_norm
-            prog.time_s += time.perf_counter() - t0
-            t0 = time.perf_counter()
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(ppl=f"{perplexity(prog.nll, prog.tokens):.1f}",
-                            tok_s=f"{prog.tokens / max(prog.time_s, 1e-9):,.0f}", refresh=False)
-        if on_step is not None:
-            on_step({"epoch": prog.epoch, "chunk": prog.chunk, "step": prog.step, "loss": loss})
-    if bar is not None:
-        bar.close()
+
+    def step(chunk):
+        x, y = chunk
+        loss, gnorm, run.state = train_step(model, x, y, run.state, lr, cfg.max_grad_norm)
+        return loss, loss * x.shape[0], y.size, gnorm  # the loss is averaged over the N streams
+
+    run_epoch(prog, iterate_chunks(run.data, cfg.num_steps, start=prog.chunk), step, guard, cfg.max_grad_norm,
+              epoch_bar(progress, run.n_chunks, prog, cfg.epochs), on_step)
 
 
 def train(config: Config | str | None = None, out_dir=None, resume=False, data_dir=None, device=None,
@@ -472,75 +380,6 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
     return result
 
 
-def _saved_config(meta, path) -> Config:
-    """The Config a checkpoint records, every field checked (a CheckpointError otherwise)."""
-    try:
-        return from_dict(meta.get("config"), f"{path}: config")
-    except ValueError as exc:
-        raise CheckpointError(f"{exc}") from exc
-
-
-def _check_params(ck, model, path) -> None:
-    """Stored weights of the model's own dtype, all finite (never cast or used silently)."""
-    for name, value in ck.params.items():
-        if value.dtype != model.dtype:
-            raise CheckpointError(f"{path}: parameter {name!r} is {value.dtype}, but its config says "
-                                  f"{model.dtype}; the file was not written by minilstm. Retrain the model.")
-        if not np.isfinite(value).all():
-            raise CheckpointError(f"{path}: parameter {name!r} contains NaN or inf: the run diverged or the file "
-                                  "was altered. Use another checkpoint (best.npz / last.npz) or retrain.")
-
-
-def _resume_point(ck, model, cfg, path):
-    """(Progress, carried state) from a checkpoint's metadata, every field checked."""
-    meta = ck.meta
-    saved = meta.get("progress")
-    names = [f.name for f in fields(Progress) if f.name != "history"]
-    if not isinstance(saved, dict) or set(saved) != set(names):
-        raise CheckpointError(f"{path}: its 'progress' record should hold exactly {names}; it cannot be resumed. "
-                              "Start a new run (another --out), or --force to replace this one.")
-    for name in names:
-        value = saved[name]
-        want = float if name in ("nll", "gnorm_sum", "gnorm_max", "time_s") else int
-        if isinstance(value, bool) or not isinstance(value, (int, float) if want is float else int) \
-                or not math.isfinite(value) or value < 0:
-            raise CheckpointError(f"{path}: progress field {name!r} = {value!r} is not a non-negative "
-                                  f"{want.__name__}; it cannot be resumed")
-    history = meta.get("history")
-    if not isinstance(history, list) or not all(
-            isinstance(r, dict) and all(isinstance(r.get(k), (int, float)) and not isinstance(r.get(k), bool)
-                                        for k in ("valid_ppl", "time_s")) for r in history):
-        raise CheckpointError(f"{path}: its 'history' is not a list of epoch records (each with valid_ppl and "
-                              "time_s); it cannot be resumed")
-    prog = Progress(**saved, history=history)
-    if not 1 <= prog.epoch <= cfg.epochs + 1 or len(history) != prog.epoch - 1:
-        raise CheckpointError(f"{path}: epoch {prog.epoch} with {len(history)} finished epoch(s) does not fit "
-                              f"a run of {cfg.epochs} epochs; it cannot be resumed")
-    rng = meta.get("rng")
-    if model.uses_dropout or rng is not None:
-        if not isinstance(rng, dict):
-            raise CheckpointError(f"{path} lacks the dropout generator's state, so the run cannot continue "
-                                  "exactly; start a new run (another --out)")
-        set_host_generator(model, rng_from_json(rng))
-    state = None
-    if "state_h" in ck.arrays or "state_c" in ck.arrays:
-        xp = model.xp
-        h, c = ck.arrays.get("state_h"), ck.arrays.get("state_c")
-        want = (model.L, cfg.batch_size, model.H)
-        for name, a in (("state_h", h), ("state_c", c)):
-            if a is None or tuple(a.shape) != want or a.dtype != model.dtype or not np.isfinite(a).all():
-                raise CheckpointError(f"{path}: the carried state {name} should be finite {model.dtype} of shape "
-                                      f"{want}, got {None if a is None else (str(a.dtype), tuple(a.shape))}; "
-                                      "it cannot be resumed")
-        if prog.chunk == 0:
-            raise CheckpointError(f"{path}: a carried state at chunk 0 is inconsistent; it cannot be resumed")
-        state = (xp.asarray(h), xp.asarray(c))
-    elif prog.chunk > 0:
-        raise CheckpointError(f"{path}: stopped mid-epoch (chunk {prog.chunk}) without the carried state; "
-                              "it cannot be resumed exactly")
-    return prog, state
-
-
 def _close_epoch(run: EpochLoop, row: dict, out_dir, corpus_hash) -> None:
     """Record a finished epoch and move to the next; with a run folder, save last.npz, best.npz
     (when this epoch's validation perplexity is the best so far) and metrics.jsonl."""
@@ -556,19 +395,6 @@ def _close_epoch(run: EpochLoop, row: dict, out_dir, corpus_hash) -> None:
         runfolder.write_metrics(out_dir, prog.history)
 
 
-# Beyond this mean NLL per word (nats) even the perplexity overflows a float: the run has diverged.
-# (A uniform guess over V words costs log V, about 9.2 nats for PTB.)
-_MAX_NLL_PER_WORD = math.log(sys.float_info.max)
-
-
-def _check_diverged(nll_per_word, gnorm):
-    """Stop a run whose loss or gradient has blown up, before it wastes hours or overwrites a checkpoint."""
-    if not math.isfinite(gnorm):  # clipping cannot rescue an inf/NaN gradient
-        raise FloatingPointError(f"the gradient norm is {gnorm}")
-    if not nll_per_word < _MAX_NLL_PER_WORD:
-        raise FloatingPointError(f"the loss is {nll_per_word:.3g} nats per word")
-
-
 def _best(corpus):
     if getattr(corpus, "entropy", None):
         return {split: math.exp(h) for split, h in corpus.entropy.items()}
@@ -579,14 +405,6 @@ def _label(cfg: Config) -> str:
     drop = "no dropout" if cfg.dropout == 0 or cfg.dropout_mode == "none" else \
         f"dropout {cfg.dropout:g} ({cfg.dropout_mode})"
     return f"{cfg.name} {cfg.num_layers}x{cfg.hidden_size}, {drop}" + (", tied" if cfg.tie_weights else "")
-
-
-def _epoch_bar(progress, total, prog, cfg):
-    bar = _bar_class(progress)
-    if bar is None:
-        return None
-    return bar(total=total, initial=prog.chunk, desc=f"epoch {prog.epoch}/{cfg.epochs}", unit="chunk",
-               leave=False, dynamic_ncols=True)
 
 
 def _finish_epoch(model, corpus, cfg, prog, lr, progress):

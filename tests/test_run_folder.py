@@ -30,15 +30,17 @@ class _Terminal(io.StringIO):
 def test_bars_only_where_someone_watches(monkeypatch):
     from tqdm import tqdm as plain_tqdm
 
+    from minilstm import progress as pr  # the bars every experiment shares
+
     monkeypatch.setattr(sys, "stderr", io.StringIO())          # a log file, a pipe
-    assert tr._bar_class(True) is None
+    assert pr.bar_class(True) is None
     monkeypatch.setattr(sys, "stderr", _Terminal())
-    assert tr._bar_class(True) is plain_tqdm
-    assert tr._bar_class(False) is None                         # --no-progress stays
+    assert pr.bar_class(True) is plain_tqdm
+    assert pr.bar_class(False) is None                         # --no-progress stays
     # Jupyter without ipywidgets: the text bar, not tqdm.auto's widget (which warns "IProgress not found")
-    monkeypatch.setattr(tr, "_in_jupyter", lambda: True)
+    monkeypatch.setattr(pr, "_in_jupyter", lambda: True)
     monkeypatch.setitem(sys.modules, "ipywidgets", None)
-    assert tr._bar_class(True) is plain_tqdm
+    assert pr.bar_class(True) is plain_tqdm
 
 
 def test_redirected_training_log_is_one_line_per_epoch(corpus, tmp_path, capsys):
