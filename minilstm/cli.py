@@ -7,6 +7,8 @@
     minilstm sample RUN                 generate text from RUN/best.npz (or a .npz)
     minilstm plot RUN [RUN ...]         train/valid perplexity curves, overlaid (runs/tiny: both runs)
     minilstm gradcheck                  prove the hand-written backward pass (float64)
+    minilstm translate                  Table 3 in miniature: translation without and with dropout,
+                                        test perplexity and BLEU (--model RUN 'a sentence' translates)
     minilstm lab                        the regularization lab: no dropout, recurrent, zaremba,
                                         variational, with and without tied weights, on 300k PTB words
     minilstm bench                      speed against the matrix-multiply ceiling (and PyTorch)
@@ -390,6 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .lab import add_cli as add_lab_cli
 
     add_lab_cli(sub, _common)  # `minilstm lab`: the regularization lab (minilstm/lab.py)
+    from .experiments.translate import add_cli as add_translate_cli
+
+    add_translate_cli(sub, _int, _float)  # `minilstm translate`: Table 3 in miniature (experiments/translate.py)
     return parser
 
 

@@ -427,6 +427,9 @@ def load_model(path, device=None, corpus_hash=None) -> tuple[LSTMLanguageModel, 
     and the weights must be finite and of the config's dtype (never cast silently).
     """
     ck = load_checkpoint(path)
+    if ck.meta.get("kind") is not None:  # another experiment's model (a language model's checkpoint has no kind)
+        raise CheckpointError(f"{path} is a {ck.meta.get('kind')!r} model, not a language model; for a translation "
+                              f"model use: minilstm translate --model {path} 'a sentence'")
     cfg = _saved_config(ck.meta, path)
     V = ck.meta.get("vocab_size")
     if isinstance(V, bool) or not isinstance(V, int) or not 1 <= V <= MAX_VOCAB:
