@@ -179,7 +179,7 @@ def plot_validation(out_dir, runs=RUNS, path=None):
     """One figure: validation perplexity per epoch of every run with metrics (finished or not)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from .plots import epoch_rows, read_metrics, style_epoch_axes
+    from .plots import epoch_rows, read_metrics, save_figure, style_epoch_axes
 
     out_dir = Path(out_dir)
     path = Path(path) if path else out_dir / "lab_validation.png"
@@ -205,10 +205,7 @@ def plot_validation(out_dir, runs=RUNS, path=None):
                      "validation perplexity (log scale)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def add_cli(sub, common):

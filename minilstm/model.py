@@ -66,7 +66,7 @@ from .choices import DROPOUT_MODES  # noqa: F401  (the names this docstring expl
 from .ops.affine import affine_backward, affine_forward
 from .ops.embedding import embedding_backward, embedding_forward, is_row_sparse
 from .ops.softmax import log_softmax, softmax_cross_entropy_backward, softmax_cross_entropy_forward
-from .stack import LSTMStack, StackCache
+from .stack import LSTMStack, StackCache, StackedModel
 from .workspace import Workspace
 
 # The fast paths ``reuse_buffers=True`` bundles, each its own keyword (see LSTMLanguageModel).
@@ -104,7 +104,7 @@ class ModelCache:
         return self.stack.masks
 
 
-class LSTMLanguageModel:
+class LSTMLanguageModel(StackedModel):
     """An L-layer LSTM language model with the paper's dropout, written by hand.
 
     Args:
@@ -187,44 +187,9 @@ class LSTMLanguageModel:
         return {name: rng.uniform(-s, s, size=shape).astype(self.dtype)
                 for name, shape in self.param_shapes().items()}
 
-    def init_state(self, batch_size):
-        """Zero state (h, c), each (L, N, H)."""
-        z = self.xp.zeros((self.L, batch_size, self.H), dtype=self.dtype)
-        return z, z.copy()
-
-    @property
-    def dropout(self):
-        """p, the probability of dropping a unit (kept by the stack, the one place D is decided)."""
-        return self.stack.dropout
-
-    @property
-    def dropout_mode(self):
-        return self.stack.dropout_mode
-
-    @property
-    def uses_dropout(self):
-        return self.stack.uses_dropout
-
     def decoder_weight(self):
         """The decoder's (H, V) matrix: out.W, or with tie_weights the transposed embedding (a view)."""
         return self.params["embed.W"].T if self.tie_weights else self.params["out.W"]
-
-    def mask_names(self):
-        """Names of the dropout masks one training forward draws, each (N, T, H), or (N, 1, H) in a
-        per-sequence mode (``variational``).
-
-        ``drop0`` on the embedding entering layer 1, ``drop{l}`` on h of layer l
-        leaving it (``drop{L}`` enters the softmax), and in ``recurrent`` and
-        ``variational`` modes ``rec{l}`` on h_{t-1} inside layer l.
-        """
-        return self.stack.mask_names()
-
-    def mask_shape(self, N, T):
-        """The shape of every mask of a training forward on (N, T) tokens."""
-        return self.stack.mask_shape(N, T)
-
-    def num_params(self):
-        return int(sum(int(np.prod(p.shape)) for p in self.params.values()))
 
     # ---------------------------------------------------------------- forward
     def _check_inputs(self, tokens, targets, state):

@@ -352,12 +352,21 @@ def plot_runs(run_dirs, out_path=None) -> Path:
                  "while train (dashed) keeps falling", fontsize=12)
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    # Write then rename, so an image viewer never shows a half-written file.
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
     try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, out_path)
+        save_figure(fig, out_path, dpi=100)
     finally:
-        tmp.unlink(missing_ok=True)
         fig.clear()  # drop the artists now; the Figure itself is freed with the last reference
     return out_path
+
+
+def save_figure(fig, path, dpi=100) -> Path:
+    """Write ``fig`` as a PNG at ``path``: to a temporary file renamed over it, so an image viewer
+    never shows a half-written file and a failed write leaves the old one whole."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        fig.savefig(tmp, format="png", dpi=dpi)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .backend import get_array_module
 from .choices import DROPOUT_MODES, PER_SEQUENCE_MODES, RECURRENT_MASK_MODES
 from .ops.dropout import dropout_backward, dropout_forward, dropout_mask
@@ -198,3 +200,43 @@ class LSTMStack:
             ### END SOLUTION
         xp = get_array_module(dx)
         return dx, (xp.stack(dh0s), xp.stack(dc0s))
+
+
+class StackedModel:
+    """What every model built on an LSTMStack (``self.stack``, with ``self.xp`` and ``self.dtype``)
+    says about its D, its state and its size: read from the stack, the one place D is decided."""
+
+    @property
+    def dropout(self):
+        """p, the probability of dropping a unit."""
+        return self.stack.dropout
+
+    @property
+    def dropout_mode(self):
+        return self.stack.dropout_mode
+
+    @property
+    def uses_dropout(self):
+        return self.stack.uses_dropout
+
+    def mask_names(self):
+        """Names of the dropout masks one training forward draws, each (N, T, H), or (N, 1, H) in a
+        per-sequence mode (``variational``).
+
+        ``drop0`` on the input entering layer 1, ``drop{l}`` on h of layer l
+        leaving it (``drop{L}`` enters the softmax), and in ``recurrent`` and
+        ``variational`` modes ``rec{l}`` on h_{t-1} inside layer l.
+        """
+        return self.stack.mask_names()
+
+    def mask_shape(self, N, T):
+        """The shape of every mask of a training forward on (N, T) tokens."""
+        return self.stack.mask_shape(N, T)
+
+    def init_state(self, batch_size):
+        """Zero state (h, c), each (L, N, H)."""
+        z = self.xp.zeros((self.stack.L, batch_size, self.stack.H), dtype=self.dtype)
+        return z, z.copy()
+
+    def num_params(self):
+        return int(sum(int(np.prod(p.shape)) for p in self.params.values()))

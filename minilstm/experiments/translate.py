@@ -526,7 +526,7 @@ def plot_validation(out_dir, runs) -> Path | None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from ..plots import epoch_rows, read_metrics, style_epoch_axes
+    from ..plots import epoch_rows, read_metrics, save_figure, style_epoch_axes
 
     out_dir = Path(out_dir)
     fig = Figure(figsize=(7, 4.5))
@@ -546,11 +546,7 @@ def plot_validation(out_dir, runs) -> Path | None:
                      "validation perplexity (log scale)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = out_dir / "validation.png"
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, out_dir / "validation.png", dpi=110)
 
 
 # ---------------------------------------------------------------------------

@@ -51,7 +51,7 @@ from ..checks import ShapeError, check_tokens
 from ..ops.affine import affine_backward, affine_forward
 from ..ops.embedding import embedding_backward, embedding_forward
 from ..ops.softmax import log_softmax, softmax_cross_entropy_backward, softmax_cross_entropy_forward
-from ..stack import LSTMStack, StackCache
+from ..stack import LSTMStack, StackCache, StackedModel
 
 
 @dataclass
@@ -68,7 +68,7 @@ class TranslationCache:
         return self.stack.masks
 
 
-class TranslationModel:
+class TranslationModel(StackedModel):
     """A conditional LSTM language model over ``reversed(source) <sep> target <eos>``.
 
     Args: src_vocab_size (Vs), tgt_vocab_size (Vt), eos_id (the target id of
@@ -110,31 +110,9 @@ class TranslationModel:
     def target_vocab_size(self):
         return self.Vt
 
-    @property
-    def dropout(self):
-        return self.stack.dropout
-
-    @property
-    def dropout_mode(self):
-        return self.stack.dropout_mode
-
-    @property
-    def uses_dropout(self):
-        return self.stack.uses_dropout
-
     def param_shapes(self):
         return {"embed.W": (self.Vin, self.H), **self.stack.param_shapes(), "out.W": (self.H, self.Vt),
                 "out.b": (self.Vt,)}
-
-    def num_params(self):
-        return int(sum(int(np.prod(p.shape)) for p in self.params.values()))
-
-    def mask_names(self):
-        return self.stack.mask_names()
-
-    def init_state(self, N):
-        z = self.xp.zeros((self.L, N, self.H), dtype=self.dtype)
-        return z, z.copy()
 
     # ---------------------------------------------------------------- forward
     def _body(self, inputs, train, rng, masks):
