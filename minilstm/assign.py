@@ -696,7 +696,7 @@ def write_student_version(out_dir, assignments=None, force=False, solved=(),
 def _cmd_assign(args) -> int:
     if args.list:
         for a in ASSIGNMENTS.values():
-            print(f"{a.name:<10} {a.max_points:>3} points  {a.title}")
+            print(f"{a.name:<12} {a.max_points:>3} points  {a.title}")
             for p in a.parts:
                 print(f"    {p.name:<18} {p.points:>3}  {p.title}")
         return 0

@@ -245,10 +245,15 @@ def greedy_decode(model, sources, max_len=None) -> list[list[int]]:
     N = len(sources)
     if N == 0:
         return []
-    state, lp = model.start(sources)
+    state, lp = model.start(sources)  # lp (N, Vt): the log-probs of every sentence's first word
     xp = get_array_module(lp)
-    out = [[] for _ in range(N)]
+    out = [[] for _ in range(N)]  # the words of each sentence, <eos> left out
     active = np.arange(N)  # the sentences still decoding, in the order of the batch rows
+    ### BEGIN SOLUTION [translation:greedy] (hint: one time step t = 1, 2, ... per loop: each batch row's
+    ### word is the argmax of lp, lowest id on ties (_top_k(lp, 1) does both); append it to its sentence's
+    ### list in out unless it is model.eos. Sentence n is done once it emitted <eos> or its limits[n]-th
+    ### token; return out when every sentence is done, else keep the other rows (_take_rows(state, rows, xp)
+    ### and active[rows]) and feed them their words: state, lp = model.step(words, state))
     t = 0
     while True:
         t += 1
@@ -265,6 +270,7 @@ def greedy_decode(model, sources, max_len=None) -> list[list[int]]:
         state = _take_rows(state, keep, xp)  # drop the finished sentences' rows
         active = active[keep]
         state, lp = model.step(xp.asarray(tok[keep]), state)
+        ### END SOLUTION
 
 
 # --------------------------------------------------------------------------- beam search

@@ -38,6 +38,16 @@ BUG_RUNS = [
          "gnorm = 0.0", "training:loop", ["train_step", "clip"]),
         ("mean-not-sum", "minilstm/training.py", "nll += loss * x.shape[0]  # the loss", "nll += loss  # the loss",
          "training:evaluate", ["evaluate", "multiply it by N"]),
+        ("weight-0-tokens-keep-their-gradient", "minilstm/ops/softmax.py", "dscores *= cache.weights[:, None]",
+         "dscores = dscores", "translation:masked_loss", ["softmax_cross_entropy_backward", "weight 0 must be 0"]),
+        ("greedy-returns-eos", "minilstm/decoding.py", "for a in np.flatnonzero(tok != model.eos):",
+         "for a in range(len(tok)):", "translation:greedy", ["greedy_decode", "ends with <eos>", "leave <eos> out"]),
+    ]),
+    (["translation"], [
+        ("weights-ignored-in-the-loss", "minilstm/ops/softmax.py", "nll *= weights  # an uncounted",
+         "pass  # an uncounted", "translation:masked_loss", ["softmax_cross_entropy_forward", "unweighted loss"]),
+        ("one-word-past-max-len", "minilstm/decoding.py", "(t >= limits[active])", "(t > limits[active])",
+         "translation:greedy", ["greedy_decode", "more than its limit", "max_len=None: 2 S + 10"]),
     ]),
     (["lstm"], [
         ("missing-gate-derivative", "minilstm/ops/lstm.py",
@@ -66,6 +76,12 @@ PARTIAL = {
     "fresh-mask-per-step": {"per_sequence": 0, "forward": 4, "backward": 4},  # given masks are still used right
     "overwrites-its-input": {"values": 3, "float32": 1, "inputs": 0},
     "assign-instead-of-add": {"gradients": 0, "inputs": 2},
+    # the forward and the plain path (weights of ones) are right; <eos> never comes in the max_len group,
+    # and every sentence of the eos group ends with <eos> before its limit
+    "weight-0-tokens-keep-their-gradient": {"forward": 4, "backward": 0, "ones": 2},
+    "weights-ignored-in-the-loss": {"forward": 0, "backward": 4, "ones": 2},
+    "greedy-returns-eos": {"eos": 0, "max_len": 3, "batched": 0, "model": 0},
+    "one-word-past-max-len": {"eos": 4, "max_len": 0, "batched": 0, "model": 0},
 }
 BUGS = {bug[0]: (k, bug) for k, (_, run) in enumerate(BUG_RUNS) for bug in run}
 SYNTAX_ERROR = ("syntax-error", "minilstm/ops/dropout.py", None, "def oops(:\n", None, None)  # the whole file
@@ -73,8 +89,8 @@ SYNTAX_ERROR = ("syntax-error", "minilstm/ops/dropout.py", None, "def oops(:\n",
 # Handouts of the whole course with only these parts filled in (at most one per assignment): together they
 # cover every part, and each proves that a part is graded in isolation, across assignments too.
 ONE_PART_RUNS = [
-    ["lstm:cell_forward", "dropout:operator", "training:evaluate"],
-    ["lstm:cell_backward", "dropout:placement", "training:loop"],
+    ["lstm:cell_forward", "dropout:operator", "training:evaluate", "translation:masked_loss"],
+    ["lstm:cell_backward", "dropout:placement", "training:loop", "translation:greedy"],
     ["lstm:step", "dropout:variational"], ["lstm:sequence_forward"], ["lstm:sequence_backward"],
 ]
 

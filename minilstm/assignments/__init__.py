@@ -219,7 +219,39 @@ TRAINING = Assignment(
     ),
 )
 
-ASSIGNMENTS = {a.name: a for a in (LSTM, DROPOUT, TRAINING)}
+TRANSLATION = Assignment(
+    name="translation",
+    title="Translation as a conditional language model",
+    summary=(
+        "Zaremba et al. (2014), section 4.2, translate with one LSTM that reads the source (reversed), a "
+        "separator and the target as one sequence (`minilstm/models/translation.py`). Two pieces make that "
+        "model a translator. First the loss counts only the target words: per-token weights in the softmax "
+        "cross-entropy (`softmax_cross_entropy_forward` and `_backward`, the `weights` branches; 1 for a target "
+        "word or `<eos>`, 0 for the source, the separator and padding, which then add nothing to the loss and "
+        "get no gradient). Then decoding without the reference target: greedy decoding (`greedy_decode`), the "
+        "most likely word at every step, all sentences of a batch at once, each stopping at its `<eos>` or its "
+        "maximum length. Beam search (`beam_search`, given) generalizes it: a beam of 1 gives exactly your greedy "
+        "decoder's words (a visible test compares them; `greedy_decode` is graded with `beam_search` out of reach, "
+        "so write the loop)."
+    ),
+    parts=(
+        Part("masked_loss", "per-token weights in the softmax cross-entropy: only the target words count",
+             ("minilstm.ops.softmax:softmax_cross_entropy_forward",
+              "minilstm.ops.softmax:softmax_cross_entropy_backward"),
+             (Group("forward", 4, "the weighted loss for several shapes and normalizers; weight-0 tokens add nothing"),
+              Group("backward", 4, "the gradient with weights: each row scaled by its weight, zero where it is 0"),
+              Group("ones", 2, "weights of all ones give the plain loss and gradient"))),
+        Part("greedy", "greedy decoding: the argmax word at every step, a batch of sentences at once",
+             ("minilstm.decoding:greedy_decode",),
+             (Group("eos", 4, "the words of every sentence up to its <eos>, which is not included"),
+              Group("max_len", 3, "a sentence without <eos> stops at max_len tokens (given, or 2 S + 10 by default)"),
+              Group("batched", 4, "sentences finishing at different steps: each one as decoded alone, one "
+                                  "model.step per time step, finished sentences out of the batch"),
+              Group("model", 4, "a small random TranslationModel, sources of different lengths"))),
+    ),
+)
+
+ASSIGNMENTS = {a.name: a for a in (LSTM, DROPOUT, TRAINING, TRANSLATION)}
 
 
 def get_assignment(name: str) -> Assignment:

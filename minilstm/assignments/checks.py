@@ -600,6 +600,214 @@ def _(ctx):
     _loop(ctx, "clipped")
 
 
+# --------------------------------------------------------------------------- translation
+
+_SM_F, _SM_B = "softmax_cross_entropy_forward", "softmax_cross_entropy_backward"
+MASKED_F64 = ("tokens", "rows", "sentences")
+
+
+def _masked_what(case):
+    shape, V, dtype, normalizer, kind = probes.MASKED_CASES[case.partition(".")[0]]
+    what = f"scores {tuple(shape) + (V,)} {dtype}, normalizer {normalizer if normalizer else 'N (the default)'}"
+    return what + (", weight 1 on the target words only" if kind == "target_only" else "")
+
+
+def _token_nll(inp):
+    """-log p(y) of every token (float64, the grader's own), and the weights, both of y's shape."""
+    s = inp["scores"].astype(np.float64)
+    s = s - s.max(axis=-1, keepdims=True)
+    lp = s - np.log(np.exp(s).sum(axis=-1, keepdims=True))
+    return -np.take_along_axis(lp, inp["y"][..., None], axis=-1)[..., 0], inp["weights"].astype(np.float64)
+
+
+def _masked_forward(ctx, case):
+    if not ctx.ran(_SM_F, case):
+        return
+    what = _masked_what(case)
+    got, want = ctx.theirs[case].get("loss"), float(ctx.ref[case]["loss"])
+    tol = TOL[str(ctx.inputs[case]["scores"].dtype)]
+    if compare(_SM_F, "loss", got, ctx.ref[case]["loss"], tol=tol) is not None:
+        inp = ctx.inputs[case]
+        nll, w = _token_nll(inp)
+        normalizer = probes.MASKED_CASES[case][3] or inp["y"].shape[0]
+        mine = float(got) if got is not None and got.dtype.kind in "fiub" and got.size == 1 else None
+        if mine is not None and math.isclose(mine, float(nll.sum()) / normalizer, rel_tol=tol):
+            why = ("that is the unweighted loss: multiply each token's -log p by its weight before the sum "
+                   "(weight 0: the token adds nothing)")
+        elif mine is not None and w.sum() > 0 and math.isclose(mine, float((w * nll).sum() / w.sum()), rel_tol=tol):
+            why = ("that is the weighted sum divided by the sum of the weights: the weights only multiply the "
+                   "tokens' -log p; the sum is divided by normalizer as before")
+        else:
+            why = "expected sum over tokens of weight * -log p(y), divided by normalizer"
+        yours = f"{mine:.6f}" if mine is not None else f"of shape {getattr(got, 'shape', None)}"
+        ctx.say(f"{_SM_F}: ({what}) the weighted loss is {yours}, expected {want:.6f}: {why}")
+    _unchanged(ctx, _SM_F, case, ("scores", "weights"))
+
+
+def _masked_backward(ctx, case):
+    if not ctx.ran(_SM_B, case):
+        return
+    what = _masked_what(case)
+    inp, got = ctx.inputs[case], ctx.theirs[case].get("dscores")
+    want = ctx.ref[case]["dscores"]
+    dtype = str(inp["scores"].dtype)
+    if got is not None and got.shape == want.shape and got.dtype.kind == "f":
+        zero = inp["weights"] == 0
+        bad = zero & np.any(got != 0, axis=-1)
+        if bad.any():
+            at = tuple(int(i) for i in np.argwhere(bad)[0])
+            ctx.say(f"{_SM_B}: ({what}) the gradient of a token with weight 0 must be 0: {int(bad.sum())} of the "
+                    f"{int(zero.sum())} rows of weight-0 tokens are not (first at token {at}); scale each row of "
+                    "dscores by its token's weight")
+            return
+    msg = compare(_SM_B, f"gradient dscores ({what})", got, want, dtype=dtype)
+    if msg is not None and got is not None and got.shape == want.shape:
+        w = inp["weights"].astype(np.float64)[..., None]
+        unweighted = np.divide(want, w, out=np.zeros_like(want, dtype=np.float64), where=w != 0)
+        if compare("", "", got[np.broadcast_to(w != 0, got.shape)],
+                   unweighted[np.broadcast_to(w != 0, got.shape)], tol=TOL[dtype]) is None and \
+                not np.allclose(w[w != 0], 1.0):
+            msg += ". The rows of weighted tokens are the unweighted gradient: multiply each row by its weight"
+    ctx.say(msg)
+    _unchanged(ctx, _SM_B, case, ("weights",))
+
+
+@check("translation:masked_loss", "forward")
+def _(ctx):
+    for case in MASKED_F64 + ("float32",):
+        _masked_forward(ctx, case)
+
+
+@check("translation:masked_loss", "backward")
+def _(ctx):
+    for case in MASKED_F64 + ("float32",):
+        _masked_backward(ctx, f"{case}.grad")
+
+
+@check("translation:masked_loss", "ones")
+def _(ctx):
+    if not ctx.ran(f"{_SM_F} / {_SM_B}", "ones"):
+        return
+    what = _masked_what("ones")
+    ctx.close(_SM_F, f"loss with weights of all ones ({what}; it must equal the plain loss)", "ones", "loss",
+              ref=ctx.ref["ones"]["plain_loss"])
+    ctx.close(_SM_B, f"gradient with weights of all ones ({what}; it must equal the plain gradient)", "ones",
+              "dscores", ref=ctx.ref["ones"]["plain_dscores"])
+
+
+_GD = "greedy_decode"
+
+
+def _decoded(fields, prefix=""):
+    """The N lists of ids of a greedy_decode result sent back as (tokens, lengths); None if malformed."""
+    tokens, lengths = fields.get(f"{prefix}tokens"), fields.get(f"{prefix}lengths")
+    if tokens is None or lengths is None or tokens.ndim != 1 or lengths.ndim != 1 or lengths.sum() != tokens.size \
+            or (lengths < 0).any():
+        return None
+    return [s.tolist() for s in np.split(tokens, np.cumsum(lengths)[:-1])] if lengths.size else []
+
+
+def _ids(seq, limit=12):
+    return "[" + ", ".join(map(str, seq[:limit])) + (", ...]" if len(seq) > limit else "]")
+
+
+def _limits(inp):
+    lengths = inp["src_len"].astype(int)
+    if "max_len" in inp:
+        return [int(inp["max_len"])] * len(lengths), f"max_len={int(inp['max_len'])}"
+    return [2 * s + 10 for s in lengths], "max_len=None: 2 S + 10 for a source of S words"
+
+
+def _sentence_problem(mine, want, eos, limit):
+    """Why one decoded sentence differs from the reference's (None: it does not)."""
+    if mine == want:
+        return None
+    if mine == want + [eos]:
+        return f"it ends with <eos> (id {eos}): leave <eos> out of the returned words"
+    if len(mine) > limit:
+        return (f"it has {len(mine)} words, more than its limit of {limit} token{'s' if limit != 1 else ''}: a "
+                "sentence is done at its limit-th token (<eos> counted)")
+    if len(want) < limit and mine[:len(want)] == want:
+        return (f"it goes on after the <eos> (id {eos}) the model chose as word {len(want) + 1}: a sentence is "
+                "done when it emits <eos>")
+    if len(want) == limit and mine == want[:len(mine)]:
+        return (f"it stops after {len(mine)} words; without <eos> a sentence gets its limit of {limit} tokens: "
+                "stop at the limit-th token, not before")
+    k = next((i for i, (a, b) in enumerate(zip(mine, want)) if a != b), min(len(mine), len(want)))
+    return f"the words differ from word {k + 1} on"
+
+
+def _greedy(ctx, case, what):
+    """True when every sentence of ``case`` is the reference's; otherwise says what is wrong with the first."""
+    if not ctx.ran(_GD, case):
+        return False
+    inp = ctx.inputs[case]
+    mine, want = _decoded(ctx.theirs[case]), _decoded(ctx.ref[case])
+    if mine is None or len(mine) != len(want):
+        ctx.say(f"{_GD}: ({what}) it must return a list of {len(want)} lists of target ids, one per source")
+        return False
+    limits, rule = _limits(inp)
+    eos = int(inp["eos"])
+    wrong = [n for n in range(len(want)) if mine[n] != want[n]]
+    if not wrong:
+        return True
+    n = wrong[0]
+    why = _sentence_problem(mine[n], want[n], eos, limits[n])
+    if case == "ties" and why.startswith("the words differ"):
+        why += ("; several words share the largest log-prob in this model: take the lowest id (np.argmax does; "
+                "_top_k(lp, 1) too)")
+    if case == "batched" and why.startswith("the words differ"):
+        alone = _decoded(ctx.theirs[case], "alone.")
+        if alone is not None and len(alone) == len(want) and alone[n] == want[n]:
+            why += (f"; decoded alone, your code gets sentence {n} right: in the batch the rows got mixed up. When "
+                    "sentences finish, drop their rows from every array of the state (axis 1) and from active "
+                    "alike, and feed each remaining row its own word")
+    S = int(inp["src_len"][n])
+    ctx.say(f"{_GD}: ({what}, {rule}) sentence {n} of {len(want)} (source of {S} word{'s' if S != 1 else ''}) "
+            f"is {_ids(mine[n])}, expected {_ids(want[n])}: {why}"
+            + (f" ({len(wrong) - 1} more sentence{'s' if len(wrong) > 2 else ''} wrong)" if len(wrong) > 1 else ""))
+    return False
+
+
+@check("translation:greedy", "eos")
+def _(ctx):
+    _greedy(ctx, "eos_one", "one sentence that ends with <eos>")
+    _greedy(ctx, "eos_batch", "a batch of sentences that all end with <eos>")
+    _greedy(ctx, "ties", "a model with ties, every sentence ending with <eos>")
+
+
+@check("translation:greedy", "max_len")
+def _(ctx):
+    _greedy(ctx, "cut_given", "a model that never emits <eos>")
+    _greedy(ctx, "cut_default", "a model that never emits <eos>")
+    _greedy(ctx, "cut_one", "a model that never emits <eos>")
+
+
+@check("translation:greedy", "batched")
+def _(ctx):
+    N = probes.GREEDY_CASES["batched"][0]
+    if _greedy(ctx, "batched", f"{N} sentences, some ending with <eos>, some cut at their limit, at different steps"):
+        got, ref = ctx.theirs["batched"], ctx.ref["batched"]
+        calls, rows = got.get("step_calls"), got.get("step_rows")
+        if calls is None or rows is None or calls.size != 1 or rows.size != 1:
+            ctx.say(f"{_GD}: no record of the model.step calls came back")
+        elif int(calls) > int(ref["step_calls"]):
+            ctx.say(f"{_GD}: model.step was called {int(calls)} times where {int(ref['step_calls'])} suffice (one "
+                    "per time step after model.start, the longest sentence's words - 1): advance all the sentences "
+                    "still decoding together, one model.step per time step")
+        elif int(rows) > int(ref["step_rows"]):
+            ctx.say(f"{_GD}: model.step stepped {int(rows)} rows in all where {int(ref['step_rows'])} suffice: a "
+                    "sentence leaves the batch once it emitted <eos> or its last token (drop its row from the "
+                    "state and from active)")
+
+
+@check("translation:greedy", "model")
+def _(ctx):
+    N = probes.TRANSLATION_SIZES["N"]
+    _greedy(ctx, "model", f"a random TranslationModel, {N} sources of 1 to 5 words")
+    _greedy(ctx, "model_cut", f"a random TranslationModel, {N} sources of 1 to 5 words")
+
+
 def judge(part_key: str, inputs: dict, ref: dict, theirs: dict) -> dict:
     """{group name: [messages]} (an empty list: the group passes)."""
     split = probes._split

@@ -411,6 +411,269 @@ def _run_loop_case(case, inp):
 
 
 # ---------------------------------------------------------------------------
+# translation
+# ---------------------------------------------------------------------------
+
+# case: (shape of y, V, dtype, normalizer (None: the default N), kind of weights)
+MASKED_CASES = {"tokens": ((3, 5), 7, "float64", None, "mixed"), "rows": ((8,), 5, "float64", 2.0, "mixed"),
+                "sentences": ((4, 9), 6, "float64", 1.0, "target_only"),
+                "float32": ((2, 6), 8, "float32", None, "mixed"), "ones": ((3, 4), 6, "float64", None, "ones")}
+
+
+def _make_masked_loss(rng):
+    """Each case twice: ``name`` for the forward, ``name.grad`` (other numbers) for the backward."""
+    out = {}
+    for name, (shape, V, dtype, _, kind) in MASKED_CASES.items():
+        for case in (name, f"{name}.grad") if kind != "ones" else (name,):
+            if kind == "mixed":  # 0 for about a third of the tokens, other weights anywhere in [0.5, 2]
+                w = np.where(rng.random(shape) < 0.35, 0.0, rng.uniform(0.5, 2.0, shape))
+                w.flat[0], w.flat[-1] = 0.0, 1.0  # at least one of each
+            elif kind == "target_only":  # a translation batch: source and separator, target and <eos>, padding
+                w = np.zeros(shape)
+                for n in range(shape[0]):
+                    first = int(rng.integers(1, shape[1] - 2))
+                    w[n, first:int(rng.integers(first + 1, shape[1] + 1))] = 1.0
+            else:
+                w = np.ones(shape)
+            out[case] = {"scores": _randn(rng, *shape, V, scale=2.0).astype(dtype),
+                         "y": rng.integers(0, V, shape), "weights": w.astype(dtype),
+                         "dloss": np.array(rng.uniform(0.5, 1.5))}
+    return out
+
+
+def _run_masked_loss_case(case, inp):
+    """The forward alone (``name``); the backward alone (``name.grad``), on the cache of the plain forward
+    (given code) with the weights put in, as the weighted forward leaves them; "ones": both, and the plain loss."""
+    from minilstm.ops import softmax
+    name, _, grad = case.partition(".")
+    normalizer = MASKED_CASES[name][3]
+    scores, y, w, dloss = inp["scores"], inp["y"], inp["weights"], float(inp["dloss"])
+    if name == "ones":
+        loss, cache = softmax.softmax_cross_entropy_forward(scores, y, normalizer=normalizer, weights=w)
+        plain, plain_cache = softmax.softmax_cross_entropy_forward(scores, y, normalizer=normalizer)
+        return {"loss": np.array(float(loss)), "dscores": softmax.softmax_cross_entropy_backward(dloss, cache),
+                "plain_loss": np.array(float(plain)),
+                "plain_dscores": softmax.softmax_cross_entropy_backward(dloss, plain_cache)}
+    if not grad:
+        loss, _ = softmax.softmax_cross_entropy_forward(scores, y, normalizer=normalizer, weights=w)
+        return {"loss": np.array(float(loss)), "scores_after": scores, "weights_after": w}
+    _, cache = softmax.softmax_cross_entropy_forward(scores, y, normalizer=normalizer)
+    cache.weights = w.reshape(-1)
+    return {"dscores": softmax.softmax_cross_entropy_backward(dloss, cache), "weights_after": w}
+
+
+class ToyDecoder:
+    """A stand-in for a translation model (the decoding protocol of minilstm/decoding.py), from arrays.
+
+    The logits of the next word are ``table[prev] + mean(emb[source]) + eos_logit * onehot(eos)`` (the sum
+    instead of the mean with ``sum_source``, for integer logits and so ties), with
+    ``eos_logit = eos_base[source[0]] + ramp[source[0]] * k`` at the sentence's k-th step (k = 0 for the
+    first word, ``table``'s last row standing for "no word yet"): the source's first word decides whether
+    (and about when) the sentence ends with <eos>, and the rest of the source what it says. The state is
+    (bias (1, N, Vt), eos logit (1, N, 1), ramp (1, N, 1)), batch on axis 1; rows are independent.
+    """
+
+    xp = np
+
+    def __init__(self, inp):
+        self.table, self.emb = inp["table"], inp["emb"]
+        self.eos_base, self.ramp = inp["eos_base"], inp["ramp"]
+        self.eos = int(inp["eos"])
+        self.pool = np.sum if "sum_source" in inp else np.mean
+        self.target_vocab_size = self.table.shape[1]
+        self.calls = self.rows = 0  # model.step calls, and the rows they stepped in all
+
+    def _log_probs(self, logits):
+        s = logits - logits.max(axis=1, keepdims=True)
+        return s - np.log(np.exp(s).sum(axis=1, keepdims=True))
+
+    def _logits(self, prev, state):
+        bias, eos_logit, _ = state
+        logits = self.table[prev] + bias[0]
+        logits[:, self.eos] += eos_logit[0, :, 0]
+        return self._log_probs(logits)
+
+    def start(self, sources):
+        sources = [np.asarray(s, dtype=np.int64) for s in sources]
+        bias = np.stack([self.pool(self.emb[s], axis=0) for s in sources])[None]  # (1, N, Vt)
+        first = np.array([s[0] for s in sources])
+        state = (bias, self.eos_base[first][None, :, None], self.ramp[first][None, :, None])
+        return state, self._logits(np.full(len(sources), self.table.shape[0] - 1), state)
+
+    def step(self, prev_tokens, state):
+        self.calls += 1
+        prev = np.asarray(prev_tokens)
+        self.rows += int(prev.size)
+        if prev.shape != (state[0].shape[1],):
+            raise ValueError(f"model.step got prev_tokens of shape {prev.shape} for a state of "
+                             f"{state[0].shape[1]} rows: one word per row of the state")
+        bias, eos_logit, ramp = state
+        state = (bias, eos_logit + ramp, ramp)
+        return state, self._logits(prev.astype(np.int64), state)
+
+
+# case: (N, Vs, Vt, what the sources' first words do, max_len (None: 2 S + 10), source lengths up to)
+# ends: "eos": every sentence ends with <eos> within 8 words, "never": no <eos> ever, "mixed": both;
+# "ties": integer logits, so that several words share the largest log-prob.
+GREEDY_CASES = {"eos_one": (1, 6, 7, "eos", None, 6), "eos_batch": (5, 6, 7, "eos", None, 6),
+                "ties": (4, 5, 6, "ties", 12, 4),
+                "cut_given": (3, 6, 7, "never", "draw", 6), "cut_default": (3, 6, 7, "never", None, 5),
+                "cut_one": (2, 6, 7, "never", 1, 4),
+                "batched": (7, 8, 9, "mixed", None, 6)}
+# a small TranslationModel: its sources, decoded with the default max_len and with a short one
+TRANSLATION_SIZES = dict(Vs=7, Vt=6, H=8, L=2, N=5)
+TRANSLATION_CASES = {"model": None, "model_cut": 3}
+
+
+def _sources(rng, n, Vs, longest, firsts=None):
+    lengths = rng.integers(1, longest + 1, n)
+    lengths[:min(n, 2)] = [1, longest][:min(n, 2)]  # the shortest and the longest possible
+    src = [rng.integers(0, Vs, k) for k in lengths]
+    if firsts is not None:
+        for s, w in zip(src, firsts):
+            s[0] = w
+    return {"src": np.concatenate(src), "src_len": lengths}
+
+
+def _split_sources(inp):
+    return np.split(np.asarray(inp["src"], dtype=np.int64), np.cumsum(inp["src_len"])[:-1])
+
+
+def _make_greedy(rng):
+    out = {}
+    for case, (N, Vs, Vt, ends, max_len, longest) in GREEDY_CASES.items():
+        eos = int(rng.integers(0, Vt))
+        if ends == "ties":
+            table, emb = rng.integers(-1, 2, (Vt + 1, Vt)).astype(float), rng.integers(0, 2, (Vs, Vt)).astype(float)
+        else:
+            table, emb = rng.uniform(-2, 2, (Vt + 1, Vt)), rng.uniform(-1, 1, (Vs, Vt))
+        # non-<eos> logits lie in [-3, 3]: with eos_base -4 and a ramp of 1.5, <eos> wins by the 8th word
+        ending = {"eos": np.ones(Vs, bool), "ties": np.ones(Vs, bool), "never": np.zeros(Vs, bool),
+                  "mixed": np.arange(Vs) % 2 == 0}[ends]
+        d = {"table": table, "emb": emb, "eos": np.array(eos), "eos_base": np.where(ending, -4.0, -60.0),
+             "ramp": np.where(ending, 1.5, 0.0)}
+        if ends == "ties":  # integer logits in [-1, 5]: <eos> (from -4, one more every step) wins by the 11th word
+            d["eos_base"], d["ramp"], d["sum_source"] = np.full(Vs, -3.0), np.full(Vs, 1.0), np.array(1)
+        firsts = rng.permutation(np.arange(N) % Vs) if ends == "mixed" else None
+        d.update(_sources(rng, N, Vs, longest, firsts))
+        if max_len is not None:
+            d["max_len"] = np.array(int(rng.integers(3, 8)) if max_len == "draw" else max_len)
+        out[case] = d
+    model = _draw_translation_model(rng)
+    for case, max_len in TRANSLATION_CASES.items():
+        out[case] = dict(model)
+        if max_len is not None:
+            out[case]["max_len"] = np.array(max_len)
+    return out
+
+
+def _draw_translation_model(rng, tries=50):
+    """The weights, <eos> and sources of a small TranslationModel whose greedy translations end both ways:
+    some sentences with <eos> after a word or more, some cut at their maximum length.
+
+    Which word is <eos> changes only where greedy decoding stops, not the words before, so the grader
+    decodes every source one word past its maximum length with no word stopping it (its reference
+    greedy_decode, on the model seen through ``_NoEos``), then picks for <eos> a word found after the first
+    position within the maximum length in some translations and nowhere, that extra word included, in
+    others (so a decoder that goes one word too far is caught too); it redraws the weights when no word
+    does (at most ``tries`` times, then it takes the last draw; with these scales about one draw in ten)."""
+    Vs, Vt, H, L, N = (TRANSLATION_SIZES[k] for k in ("Vs", "Vt", "H", "L", "N"))
+    for _ in range(tries):
+        d = {"param.embed.W": rng.uniform(-2, 2, (Vs + 1 + Vt, H))}
+        for layer in range(1, L + 1):
+            d.update({f"param.lstm{layer}.Wx": rng.uniform(-2, 2, (H, 4 * H)),
+                      f"param.lstm{layer}.Wh": rng.uniform(-2, 2, (H, 4 * H)),
+                      f"param.lstm{layer}.b": rng.uniform(-1, 1, (4 * H,))})
+        d.update({"param.out.W": rng.uniform(-3, 3, (H, Vt)), "param.out.b": rng.uniform(-1, 1, (Vt,)),
+                  "eos": np.array(int(rng.integers(0, Vt)))})
+        d.update(_sources(rng, N, Vs, 5))
+        try:
+            from minilstm.decoding import greedy_decode, max_target_length
+            model = _NoEos(_translation_model(d))
+            limits = [max_target_length(len(s)) for s in _split_sources(d)]
+            chains = [greedy_decode(model, [s], max_len=n + 1)[0] for s, n in zip(_split_sources(d), limits)]
+        except NotImplementedError:  # a grader without the reference greedy_decode: any draw will do
+            return d
+        both = [w for w in range(Vt) if any(w in c[1:n] and c[0] != w for c, n in zip(chains, limits))
+                and any(w not in c for c in chains)]
+        if both:
+            d["eos"] = np.array(int(rng.choice(both)))
+            return d
+    return d
+
+
+class _NoEos:
+    """A model seen with no <eos> (an id no word has): greedy decoding runs every sentence to its maximum length."""
+
+    eos = -1
+
+    def __init__(self, model):
+        self.model, self.target_vocab_size, self.xp = model, model.target_vocab_size, model.xp
+
+    def start(self, sources):
+        return self.model.start(sources)
+
+    def step(self, prev_tokens, state):
+        return self.model.step(prev_tokens, state)
+
+
+def _translation_model(inp):
+    """A TranslationModel (float64) with the weights and <eos> of ``inp``."""
+    from minilstm.models.translation import TranslationModel
+    s = TRANSLATION_SIZES
+    model = TranslationModel(s["Vs"], s["Vt"], int(inp["eos"]), hidden_size=s["H"], num_layers=s["L"],
+                             dtype="float64", seed=0)
+    for name in model.params:
+        model.params[name] = np.array(inp[f"param.{name}"], dtype=np.float64)
+    return model
+
+
+def _tokens(decoded, n):
+    """The N lists of target ids greedy_decode returned, as (flat ids, lengths) arrays."""
+    if not isinstance(decoded, (list, tuple)) or len(decoded) != n:
+        raise ValueError(f"greedy_decode must return a list of {n} lists of target ids (one per source), "
+                         f"got {type(decoded).__name__}" + (f" of length {len(decoded)}"
+                                                            if isinstance(decoded, (list, tuple)) else ""))
+    flat, lengths = [], []
+    for sent in decoded:
+        ids = [int(x) for x in sent]
+        flat += ids
+        lengths.append(len(ids))
+    return {"tokens": np.array(flat, dtype=np.int64), "lengths": np.array(lengths, dtype=np.int64)}
+
+
+def _no_beam_search(*args, **kwargs):
+    raise NotImplementedError("greedy_decode: write the decoding loop itself; beam_search(..., beam_size=1) gives "
+                              "the same words, but it is the course's code, not yours")
+
+
+def _run_greedy_case(case, inp):
+    from minilstm import decoding
+    # beam_search with a beam of 1 is greedy decoding exactly (given code): the part is to write the loop
+    saved = decoding.beam_search, decoding._beam_search
+    decoding.beam_search = decoding._beam_search = _no_beam_search
+    try:
+        return _greedy_case(case, inp, decoding.greedy_decode)
+    finally:  # (the grader runs this too, with its reference: leave its module as it was)
+        decoding.beam_search, decoding._beam_search = saved
+
+
+def _greedy_case(case, inp, greedy_decode):
+    sources = _split_sources(inp)
+    max_len = int(inp["max_len"]) if "max_len" in inp else None
+    model = _translation_model(inp) if case in TRANSLATION_CASES else ToyDecoder(inp)
+    out = _tokens(greedy_decode(model, sources, max_len=max_len), len(sources))
+    if case in TRANSLATION_CASES:
+        return out
+    out["step_calls"], out["step_rows"] = np.array(model.calls), np.array(model.rows)
+    if case == "batched":  # the same code on one sentence at a time
+        alone = [greedy_decode(ToyDecoder(inp), [s], max_len=max_len) for s in sources]
+        out.update({f"alone.{k}": v for k, v in _tokens([a[0] if isinstance(a, list) and len(a) == 1 else a
+                                                          for a in alone], len(sources)).items()})
+    return out
+
+
+# ---------------------------------------------------------------------------
 # The table: part -> (make inputs, run one case)
 # ---------------------------------------------------------------------------
 
@@ -429,6 +692,8 @@ PROBES = {
     "dropout:variational": (_make_variational, _run_variational_case),
     "training:evaluate": (_make_evaluate, _run_evaluate_case),
     "training:loop": (_make_loop, _run_loop_case),
+    "translation:masked_loss": (_make_masked_loss, _run_masked_loss_case),
+    "translation:greedy": (_make_greedy, _run_greedy_case),
 }
 
 

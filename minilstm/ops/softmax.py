@@ -107,7 +107,11 @@ def softmax_cross_entropy_forward(scores, y, normalizer=None, overwrite_scores=F
     nll = xp.empty(probs.shape[0], dtype=probs.dtype)  # (M,): -log p[y] of every row
     _softmax_nll_(probs, yy, nll)
     if weights is not None:
+        ### BEGIN SOLUTION [translation:masked_loss] (hint: nll (M,) holds -log p of every token and weights
+        ### was flattened to (M,) above: multiply each token's -log p by its weight, in place, before the
+        ### sum below, so that a weight-0 token (source, separator, padding) adds nothing to the loss)
         nll *= weights  # an uncounted token (weight 0) adds nothing
+        ### END SOLUTION
     loss = float(nll.sum()) / normalizer
     return loss, SoftmaxCache(probs, yy, normalizer, tuple(scores.shape), weights)
 
@@ -141,5 +145,9 @@ def softmax_cross_entropy_backward(dloss, cache: SoftmaxCache, overwrite_cache=F
         dscores *= scale
         dscores[xp.arange(cache.y.shape[0]), cache.y] -= scale
     if cache.weights is not None:
+        ### BEGIN SOLUTION [translation:masked_loss] (hint: dscores (M, V) holds one row per token and
+        ### cache.weights (M,) one weight per token: scale each row by its token's weight (turn the weights
+        ### into a column to broadcast over V), so that a weight-0 token gets no gradient at all)
         dscores *= cache.weights[:, None]  # each row scaled by its token's weight: 0 for uncounted ones
+        ### END SOLUTION
     return dscores.reshape(cache.scores_shape)
