@@ -1,4 +1,4 @@
-"""Translation as language modelling (Sutskever et al. 2014; Zaremba et al. 2014, section 4.2).
+"""Translation as language modelling (Sutskever et al. 2014; Zaremba et al. 2014, section 4.3).
 
 One LSTM reads a source sentence and its translation as one sequence,
 
