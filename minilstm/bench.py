@@ -3,6 +3,7 @@
     python -m minilstm.bench [--configs small medium] [--rounds 5] [--repeats 5] [--torch] [--out bench.json]
     minilstm bench ...
     minilstm bench --configs small --against git:v0.1.0     before and after a change, in one run
+    minilstm bench --model translation [--torch]             the translation miniature's training step
 
 For every config it measures, in the same process and on the same random batch:
 
@@ -20,6 +21,18 @@ For every config it measures, in the same process and on the same random batch:
   (a folder holding its ``minilstm/`` package, or ``git:REV``, a revision of the checkout this
   one runs from), loaded beside this one in the same process, so "did my change make
   training slower?" is answered by a ratio measured in one run, not two runs hours apart.
+
+``--model`` chooses what is timed: ``lm`` (the default), the language model's recipes above, and
+``translation``, the training step of the translation miniature (minilstm/experiments/translate.py):
+forward, backward, clipping at 5 and Adam, on the recipe of its regularized run (2x256, batch 32,
+dropout 0.3 ``zaremba``, Adam lr 2e-3), the built-in corpus's vocabularies and one real batch of
+its training pairs (from ``batch_pairs``, the batch of median length). Its speed is in target
+words per second: the words the loss counts (the sum of the batch's weights), not the source or
+the padding the step also reads. With ``--torch`` PyTorch does the same step on the same batch
+(nn.Embedding, nn.LSTM with dropout on the same connections, nn.Linear, the same token-weighted
+cross-entropy, torch.optim.Adam, clip_grad_norm_), ``speed_vs_torch`` > 1 meaning minilstm is
+faster; with ``--against`` the other minilstm's translation step. ``--model lm translation``
+times both.
 
 How it times, and why: the machines are shared and noisy, so absolute numbers move and only
 ratios measured side by side mean much. The measured functions take turns: ``--rounds``
@@ -49,7 +62,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .choices import DEVICES
+from .choices import BENCH_MODELS, DEVICES
 from .config import CONFIGS, get_config
 from .optim import clip_global_norm_, sgd_step_
 from .training import build_model
@@ -95,6 +108,41 @@ def _paired(times, num, den):
 def _quartiles(times, num, den):
     """The 25th and 75th percentiles of the per-round ratios (the range alone is at the mercy of one burst)."""
     return [float(q) for q in np.percentile(_round_ratios(times, num, den), [25, 75])]
+
+
+def _reference(times, ref, work, unit, key=None, quartiles=True):
+    """The figures of a reference step timed in the same turns as ``train`` (this minilstm's step).
+
+    ``{ref}_{unit}_per_s``: its speed, ``work`` (tokens, words) per median step; ``key`` (default
+    ``speed_vs_{ref}``): how many times faster this minilstm is, the median of the per-round ratios,
+    with ``{key}_range`` and (``quartiles``) ``{key}_quartiles`` of them.
+    """
+    key = key or f"speed_vs_{ref}"
+    figures = {f"{ref}_{unit}_per_s": work / float(np.median(times[ref]))}
+    figures[key], figures[f"{key}_range"] = _paired(times, ref, "train")
+    if quartiles:
+        figures[f"{key}_quartiles"] = _quartiles(times, ref, "train")
+    return figures
+
+
+def _race(fns, row, rounds, repeats, against=None, torch=None):
+    """Time minilstm's functions (``fns``: "train", its step, and any other measures) in turns with the
+    references: ``against``, another minilstm's step (or None); ``torch``, a function of no arguments that
+    builds PyTorch's step, returning (step, version), or None when PyTorch is not installed
+    (``row["torch"]`` then says so); None when PyTorch was not asked for.
+
+    Returns (times, torch_version), times as ``_interleaved``'s and torch_version None without PyTorch.
+    """
+    if against is not None:
+        fns["against"] = against
+    torch_version = None
+    if torch is not None:
+        res = torch()
+        if res is None:
+            row["torch"] = "not installed"
+        else:
+            fns["torch"], torch_version = res
+    return _interleaved(fns, rounds, repeats), torch_version
 
 
 def _batch(cfg, rng):
@@ -281,6 +329,142 @@ def torch_fn(cfg, rng, threads, device="cpu"):
     return step, torch.__version__
 
 
+# --- the translation miniature's training step ----------------------------------------------
+
+def translation_recipe(translate=None, **overrides):
+    """The recipe of the translation experiment's regularized run (its own ``run_configs``), with
+    ``overrides`` (a test's small sizes). ``translate``: another minilstm's experiments.translate."""
+    if translate is None:
+        from .experiments import translate
+    return next(cfg for _, method, cfg in translate.run_configs(1, **overrides) if method == "regularized")
+
+
+def translation_batch(cfg):
+    """(corpus, batch): the built-in corpus and the batch of median length among its training pairs'
+    (``batch_pairs`` without an rng sorts them by length), (inputs, targets, weights) each (N, T)."""
+    from .data.parallel import batch_pairs, make_builtin_parallel
+
+    corpus = make_builtin_parallel()
+    batches = batch_pairs(corpus.train, cfg.batch_size, corpus.sizes[0], corpus.eos_id, dtype=cfg.dtype)
+    return corpus, batches[len(batches) // 2]
+
+
+def translation_train_fn(cfg, corpus, batch, device="cpu", translate=None, optim=None):
+    """The translation model's training step on one batch (inputs, targets, weights), as a function of no
+    arguments: what ``step()`` in experiments/translate.py's train_run does, forward, backward, clipping
+    the global norm at ``cfg.max_grad_norm`` and one Adam step of ``cfg.lr``.
+
+    minilstm's own by default; the ``translate`` (experiments.translate) and ``optim`` modules of another
+    minilstm time that one (``--against``) with the very same code here.
+    """
+    if translate is None:
+        from . import optim
+        from .experiments import translate
+    model = translate.build_model(cfg, corpus, device)
+    adam = optim.adam_init(model.params)
+    xp = model.xp
+    inputs, targets, weights = (xp.asarray(a) for a in batch)
+
+    def step():
+        loss, cache = model.forward(inputs, targets, weights, train=True)
+        grads = model.backward(cache)
+        optim.clip_global_norm_(grads, cfg.max_grad_norm)
+        optim.adam_step_(model.params, grads, adam, cfg.lr)
+        _sync(xp)
+
+    step.model = model  # what it trains, for a test to look at
+    return step
+
+
+def torch_translation_fn(cfg, vocab_sizes, batch, threads, device="cpu"):
+    """PyTorch's translation training step on the same recipe and batch, (step, version); None without PyTorch.
+
+    vocab_sizes: (Vin, Vt), the embedding's rows and the softmax's words. nn.Embedding -> nn.Dropout ->
+    nn.LSTM (L layers, batch_first, its own ``dropout=`` between layers) -> nn.Dropout -> nn.Linear (H -> Vt):
+    D on the same non-recurrent connections as minilstm's ``zaremba``; every pair starts from a zero state.
+    The loss is minilstm's: the cross-entropy of every token times its weight, summed and divided by N.
+    Then clip_grad_norm_ and torch.optim.Adam (its defaults, as minilstm's adam_step_).
+    """
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    torch.set_num_threads(threads)
+    dev = "cuda" if device == "gpu" else "cpu"
+    dtype = getattr(torch, cfg.dtype)
+    Vin, Vt = vocab_sizes
+    H, L, p = cfg.hidden_size, cfg.num_layers, cfg.dropout
+    emb = torch.nn.Embedding(Vin, H).to(dev, dtype)
+    # nn.LSTM's dropout= acts between its layers only (and warns when there is just one).
+    lstm = torch.nn.LSTM(H, H, L, batch_first=True, dropout=p if L > 1 else 0.0).to(dev, dtype)
+    dec = torch.nn.Linear(H, Vt).to(dev, dtype)
+    drop = torch.nn.Dropout(p)
+    params = list(emb.parameters()) + list(lstm.parameters()) + list(dec.parameters())
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    x, y, w = (torch.as_tensor(a, device=dev) for a in batch)
+    w = w.to(dtype).reshape(-1)
+    N = x.shape[0]
+
+    def step():
+        opt.zero_grad()
+        out, _ = lstm(drop(emb(x)))
+        logits = dec(drop(out))
+        nll = torch.nn.functional.cross_entropy(logits.reshape(-1, Vt), y.reshape(-1), reduction="none")
+        loss = (nll * w).sum() / N
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        opt.step()
+        if dev == "cuda":
+            torch.cuda.synchronize()
+
+    return step, torch.__version__
+
+
+def translation_row(rounds, repeats, with_torch=False, device="cpu", against=None, threads=1, **overrides):
+    """The translation row: minilstm's step (and the references asked for) timed in turns on one batch."""
+    cfg = translation_recipe(**overrides)
+    corpus, batch = translation_batch(cfg)
+    words = float(batch[2].sum())
+    Vs, Vt = corpus.sizes
+    row = {"recipe": {k: getattr(cfg, k) for k in ("hidden_size", "num_layers", "batch_size", "dropout",
+                                                    "dropout_mode", "lr", "max_grad_norm", "dtype")},
+           "vocab": {"source": Vs, "target": Vt, "input": corpus.input_vocab_size},
+           "batch_shape": list(batch[0].shape), "target_words_per_step": words}
+    times, torch_version = _race(
+        {"train": translation_train_fn(cfg, corpus, batch, device)}, row, rounds, repeats,
+        against=None if against is None else against_translation_fn(against, overrides, corpus, batch, device),
+        torch=(lambda: torch_translation_fn(cfg, (corpus.input_vocab_size, Vt), batch, threads, device))
+        if with_torch else None)
+    row["train_words_per_s"] = words / float(np.median(times["train"]))
+    if against is not None:
+        row.update(_reference(times, "against", words, "words"))
+    if torch_version is not None:
+        row["torch_version"] = torch_version
+        row.update(_reference(times, "torch", words, "words"))
+    return row
+
+
+def _translation_summary(row, threads):
+    r = row["recipe"]
+    N, T = row["batch_shape"]
+    line = (f"translation ({r['num_layers']}x{r['hidden_size']}, batch {N} x {T} steps, "
+            f"{row['target_words_per_step']:.0f} target words, dropout {r['dropout']:g} {r['dropout_mode']}, Adam; "
+            f"{threads} BLAS thread{'s' if threads != 1 else ''}): train {row['train_words_per_s']:,.0f} words/s")
+    if "speed_vs_against" in row:
+        q1, q3 = row["speed_vs_against_quartiles"]
+        line += (f"; {row['speed_vs_against']:.3f}x (rounds' quartiles {q1:.3f}-{q3:.3f}) the --against version "
+                 f"({row['against_words_per_s']:,.0f} words/s)")
+    if "speed_vs_torch" in row:
+        lo, hi = row["speed_vs_torch_range"]
+        q1, q3 = row["speed_vs_torch_quartiles"]
+        line += (f"; {row['speed_vs_torch']:.2f}x (rounds' quartiles {q1:.2f}-{q3:.2f}, range {lo:.2f}-{hi:.2f}) "
+                 f"PyTorch {row['torch_version']} ({row['torch_words_per_s']:,.0f} words/s)")
+    elif "torch" in row:
+        line += "; PyTorch not installed"
+    return line
+
+
 # --- another version of minilstm, for before/after comparisons ----------------------------
 
 AGAINST_MODULE = "minilstm_against"
@@ -357,7 +541,24 @@ def against_fn(parts, name, batch, device="cpu"):
     return train_fns(config.get_config(name), batch, device, training, optim)[0]
 
 
+def against_translation_fn(parts, overrides, corpus, batch, device="cpu"):
+    """The other minilstm's translation step, on its own recipe (with the same overrides) and this batch."""
+    try:
+        translate = importlib.import_module(f"{AGAINST_MODULE}.experiments.translate")
+        cfg = translation_recipe(translate, **overrides)
+    except Exception as exc:
+        raise AgainstError(f"--against {parts[3]}: that minilstm has no translation experiment to time "
+                           f"({type(exc).__name__}: {exc})") from exc
+    return translation_train_fn(cfg, corpus, batch, device, translate, parts[2])
+
+
+# The variables that cap the BLAS threads, in the order OpenBLAS (NumPy's) reads them; MKL reads the last.
+THREAD_VARS = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def _threads():
+    """The threads NumPy's matrix products use: as threadpoolctl reports them when it is installed; else
+    the first of THREAD_VARS set to a whole number (at most the usable cores), else the usable cores."""
     try:
         from threadpoolctl import threadpool_info
 
@@ -365,16 +566,27 @@ def _threads():
     except Exception:  # threadpoolctl is optional
         import os
 
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        for var in THREAD_VARS:
+            value = os.environ.get(var, "").strip()
+            if value.isdigit() and int(value) > 0:
+                return min(int(value), cores)
+        return cores
 
 
 def run(configs=("small", "medium"), repeats=5, with_torch=False, classroom=True, out=None, log=print,
-        device="cpu", rounds=5, against=None):
+        device="cpu", rounds=5, against=None, models=("lm",), translation=None):
     """On ``device="gpu"`` only minilstm (CuPy) and PyTorch (cuDNN) are timed: the GEMM ceiling and the
     classroom baseline are NumPy measures, meaningless next to a GPU.
 
     against: the (training, config, optim, label) of another minilstm (``load_against``), timed
-    in the same turns; ``speed_vs_against`` > 1 means this one is faster."""
+    in the same turns; ``speed_vs_against`` > 1 means this one is faster.
+    models: any of choices.BENCH_MODELS. ``lm`` times ``configs``, a row each in ``results["configs"]``
+    (empty without it); ``translation`` the translation step, its row in ``results["translation"]``.
+    translation: overrides of the translation recipe's fields, e.g. {"hidden_size": 16} (tests)."""
+    unknown = [m for m in models if m not in BENCH_MODELS]
+    if unknown:
+        raise ValueError(f"models must be among {BENCH_MODELS}, got {unknown}")
     rng = np.random.default_rng(0)
     threads = _threads()
     gpu = device == "gpu"
@@ -382,7 +594,7 @@ def run(configs=("small", "medium"), repeats=5, with_torch=False, classroom=True
                "threads": threads, "rounds": rounds, "repeats": repeats, "device": device, "configs": {}}
     if against is not None:
         results["against"] = against[3]
-    for name in configs:
+    for name in configs if "lm" in models else ():
         cfg = get_config(name)
         tokens = cfg.batch_size * cfg.num_steps
         batch = _batch(cfg, rng)
@@ -394,16 +606,9 @@ def run(configs=("small", "medium"), repeats=5, with_torch=False, classroom=True
         row = {"minilstm_peak_rss_mib_so_far": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
         if not gpu:
             fns["ceiling"], flops = ceiling_fn(cfg, rng)
-        if against is not None:
-            fns["against"] = against_fn(against, name, batch, device)
-        torch_version = None
-        if with_torch:
-            res = torch_fn(cfg, rng, threads, device)
-            if res is None:
-                row["torch"] = "not installed"
-            else:
-                fns["torch"], torch_version = res
-        times = _interleaved(fns, rounds, repeats)
+        times, torch_version = _race(
+            fns, row, rounds, repeats, against=None if against is None else against_fn(against, name, batch, device),
+            torch=(lambda: torch_fn(cfg, rng, threads, device)) if with_torch else None)
         med = {k: float(np.median(v)) for k, v in times.items()}
         row.update({"train_tokens_per_s": tokens / med["train"], "eval_tokens_per_s": tokens / med["eval"]})
         if gpu:
@@ -414,18 +619,22 @@ def run(configs=("small", "medium"), repeats=5, with_torch=False, classroom=True
             row.update({"ceiling_tokens_per_s": tokens / med["ceiling"], "ceiling_gflops": flops / med["ceiling"] / 1e9})
             row["fraction_of_ceiling"], row["fraction_of_ceiling_range"] = _paired(times, "ceiling", "train")
         if against is not None:
-            row["against_tokens_per_s"] = tokens / med["against"]
-            row["speed_vs_against"], row["speed_vs_against_range"] = _paired(times, "against", "train")
-            row["speed_vs_against_quartiles"] = _quartiles(times, "against", "train")
+            row.update(_reference(times, "against", tokens, "tokens"))
         if torch_version is not None:
-            row.update({"torch_tokens_per_s": tokens / med["torch"], "torch_version": torch_version})
-            row["speedup_vs_torch"], row["speedup_vs_torch_range"] = _paired(times, "torch", "train")
+            figures = _reference(times, "torch", tokens, "tokens", key="speedup_vs_torch", quartiles=False)
+            row["torch_tokens_per_s"] = figures.pop("torch_tokens_per_s")
+            row["torch_version"] = torch_version
+            row.update(figures)
         if classroom and not gpu:  # slow (float64, per-step products): timed alone, after the others
             t_cls = _median_time(classroom_fn(cfg, rng), max(2, repeats // 2), warmup=1)
             row["classroom_tokens_per_s"] = tokens / t_cls
             row["speedup_vs_classroom"] = t_cls / med["train"]
         results["configs"][name] = row
         log(_summary(name, row, gpu))
+    if "translation" in models:
+        row = translation_row(rounds, repeats, with_torch, device, against, threads, **(translation or {}))
+        results["translation"] = row
+        log(_translation_summary(row, threads))
     results["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     log(f"peak memory (max RSS of this process): {results['peak_rss_mib']:.0f} MiB")
     if out:
@@ -459,8 +668,12 @@ def _summary(name, row, gpu):
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="minilstm bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--configs", nargs="+", default=["small", "medium"], choices=list(CONFIGS),
-                   help="recipes to time (default: small medium), any of minilstm/config.py's")
+    p.add_argument("--model", nargs="+", default=["lm"], choices=BENCH_MODELS,
+                   help="what to time (default lm): lm, the language model's recipes (--configs); translation, "
+                        "the translation miniature's training step (minilstm translate's regularized run), "
+                        "in target words/s; or both")
+    p.add_argument("--configs", nargs="+", choices=list(CONFIGS),
+                   help="language-model recipes to time (default: small medium), any of minilstm/config.py's")
     p.add_argument("--rounds", type=int, default=5, help="rounds of turns (default 5); figures are medians over them")
     p.add_argument("--repeats", type=int, default=5, help="timed calls per turn (default 5), after one warm-up")
     p.add_argument("--torch", action="store_true", help="also time PyTorch's nn.LSTM (if installed)")
@@ -475,6 +688,9 @@ def main(argv=None):
     for flag, value in (("--rounds", args.rounds), ("--repeats", args.repeats)):
         if value < 1:
             p.error(f"{flag} must be at least 1, got {value}")
+    if args.configs is not None and "lm" not in args.model:
+        p.error("--configs names language-model recipes, but --model does not include lm; add it (--model lm "
+                f"{' '.join(args.model)}) or leave --configs out")
     import tempfile
 
     from .backend import GPUUnavailableError
@@ -482,8 +698,8 @@ def main(argv=None):
     try:
         with tempfile.TemporaryDirectory(prefix="minilstm-against-") as workdir:
             against = load_against(args.against, workdir) if args.against else None
-            run(args.configs, args.repeats, args.torch, not args.no_classroom, args.out, device=args.device,
-                rounds=args.rounds, against=against)
+            run(args.configs or ["small", "medium"], args.repeats, args.torch, not args.no_classroom, args.out,
+                device=args.device, rounds=args.rounds, against=against, models=args.model)
     except (GPUUnavailableError, AgainstError) as exc:
         print(f"minilstm bench: {exc}", file=sys.stderr)
         return 2

@@ -26,6 +26,10 @@ DATASETS = ("builtin", "ptb")  # builtin: synthetic, no download; ptb: the Penn 
 
 DEVICES = ("cpu", "gpu")  # NumPy or CuPy
 
+# What `minilstm bench --model` times: the language model (its recipes: --configs) and the
+# translation miniature's training step (minilstm/experiments/translate.py).
+BENCH_MODELS = ("lm", "translation")
+
 DTYPES = ("float32", "float64")
 
 SPLITS = ("train", "valid", "test")

@@ -100,3 +100,128 @@ def test_against_something_that_is_not_a_minilstm_is_one_clear_line(tmp_path, ca
     err = capsys.readouterr().err.strip()
     assert says in err and len(err.splitlines()) == 1 and err.startswith("minilstm bench: ")
     assert not out.exists()
+
+
+# --- --model translation: the translation miniature's training step ------------------------
+
+TINY_TRANSLATION = {"hidden_size": 16, "num_layers": 2, "batch_size": 4}
+
+
+def _translation(tmp_path, **kw):
+    out = tmp_path / "b.json"
+    res = bench.run(models=["translation"], rounds=2, repeats=1, out=out, log=lambda *a: None,
+                    translation=TINY_TRANSLATION, **kw)
+    row = json.loads(out.read_text())["translation"]
+    assert row == res["translation"]
+    return res, row
+
+
+def test_translation_row_is_written_and_counts_target_words(tmp_path):
+    res, row = _translation(tmp_path)
+    assert res["configs"] == {}  # the language model was not asked for
+    assert row["train_words_per_s"] > 0
+    cfg = bench.translation_recipe(**TINY_TRANSLATION)
+    corpus, (inputs, targets, weights) = bench.translation_batch(cfg)
+    # the words the loss counts (the weights' sum), fewer than the batch's tokens (source, <sep>, padding)
+    assert row["target_words_per_step"] == float(weights.sum()) < inputs.size
+    assert row["batch_shape"] == [4, inputs.shape[1]] and row["vocab"] == {"source": 119, "target": 220,
+                                                                          "input": 340}
+    assert row["recipe"]["dropout"] == 0.3 and row["recipe"]["dropout_mode"] == "zaremba"
+    assert "torch" not in row and "speed_vs_torch" not in row  # not asked for
+
+
+def test_translation_against_pytorch_gives_a_paired_ratio(tmp_path):
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    try:
+        _, row = _translation(tmp_path, with_torch=True)
+    finally:
+        torch.set_num_threads(threads)
+    assert row["torch_words_per_s"] > 0 and row["torch_version"] == torch.__version__
+    lo, hi = row["speed_vs_torch_range"]
+    q1, q3 = row["speed_vs_torch_quartiles"]
+    assert 0 < lo <= q1 <= row["speed_vs_torch"] <= q3 <= hi
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not backend.gpu_available(), reason="no usable GPU (CuPy with a CUDA device)")
+def test_translation_row_on_gpu(tmp_path):
+    res, row = _translation(tmp_path, device="gpu")
+    assert res["device"] == "gpu" and row["train_words_per_s"] > 0
+
+
+def test_translation_recipe_is_the_experiments_regularized_run():
+    from minilstm.experiments import translate
+
+    cfg = bench.translation_recipe()
+    assert cfg == next(c for name, _, c in translate.run_configs(1) if name == "regularized-seed0")
+    assert (cfg.hidden_size, cfg.num_layers, cfg.batch_size, cfg.dropout, cfg.lr, cfg.max_grad_norm) == \
+        (256, 2, 32, 0.3, 2e-3, 5.0)
+
+
+def test_translation_step_is_the_training_step():
+    """The timed function trains: the very forward, backward, clip and Adam of translate's train_run."""
+    cfg = bench.translation_recipe(**TINY_TRANSLATION)
+    corpus, batch = bench.translation_batch(cfg)
+    from minilstm.experiments import translate
+    from minilstm.optim import adam_init, adam_step_, clip_global_norm_
+
+    model = translate.build_model(cfg, corpus)
+    adam = adam_init(model.params)
+    for _ in range(2):
+        loss, cache = model.forward(*batch, train=True)
+        g = model.backward(cache)
+        clip_global_norm_(g, cfg.max_grad_norm)
+        adam_step_(model.params, g, adam, cfg.lr)
+    fn = bench.translation_train_fn(cfg, corpus, batch)
+    fn()
+    fn()
+    for name, p in model.params.items():
+        assert (fn.model.params[name] == p).all(), name
+
+
+def test_translation_from_the_command_line(tmp_path, capsys):
+    """The real size (2x256, batch 32) once, and --configs without the language model is an error."""
+    out = tmp_path / "b.json"
+    assert bench.main(["--model", "translation", "--rounds", "1", "--repeats", "1", "--out", str(out)]) == 0
+    row = json.loads(out.read_text())["translation"]
+    assert row["batch_shape"][0] == 32 and row["recipe"]["hidden_size"] == 256 and row["train_words_per_s"] > 0
+    assert "translation (2x256, batch 32 x " in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        bench.main(["--model", "translation", "--configs", "tiny", "--out", str(tmp_path / "c.json")])
+    assert "--configs names language-model recipes" in capsys.readouterr().err
+
+
+def test_translation_against_a_git_revision(tmp_path):
+    root = _source_root()
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not running from a git checkout of minilstm")
+    try:
+        against = bench.load_against("git:HEAD", tmp_path / "src")
+        _, row = _translation(tmp_path, against=against)
+    finally:
+        bench.unload_against()
+    assert row["speed_vs_against"] > 0 and row["against_words_per_s"] > 0
+
+
+def test_threads_follow_the_blas_variables(monkeypatch):
+    """Without threadpoolctl the thread count (PyTorch's, beside minilstm) is what caps OpenBLAS."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_threadpoolctl(name, *args, **kwargs):
+        if name == "threadpoolctl":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_threadpoolctl)
+    for var in bench.THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
+    cores = bench._threads()
+    assert cores >= 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    assert bench._threads() == 1
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+    assert bench._threads() == min(3, cores)
