@@ -428,7 +428,7 @@ def run_translate(out_dir="runs/translate", seeds=3, quick=False, jobs=1, data_d
     table = results_table(result)
     runfolder.write_text(out_dir / "results.md", table)
     try:
-        plot_validation(out_dir, runs)
+        plot_validation(out_dir, runs, corpus.best_perplexity)
     except Exception as exc:  # a figure must never cost a finished experiment
         log(f"(could not draw the figure: {exc})")
     return {"interrupted": False, "rows": rows, "table": table, "out_dir": out_dir}
@@ -521,30 +521,42 @@ def results_table(result: dict) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
 
 
-def plot_validation(out_dir, runs) -> Path | None:
-    """validation.png: validation perplexity per epoch of every run, one colour per method."""
+def plot_validation(out_dir, runs, best=None) -> Path | None:
+    """validation.png: per epoch, the validation perplexity of every run (left, log scale), and a close-up of
+    the end with the training perplexity dashed and the best achievable perplexity dotted (right)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     from ..plots import epoch_rows, read_metrics, save_figure, style_epoch_axes
 
     out_dir = Path(out_dir)
-    fig = Figure(figsize=(7, 4.5))
+    fig = Figure(figsize=(11, 4.5))
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
+    whole, end = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     colours = {"non-regularized": "black", "regularized": "tab:blue"}
-    labelled = set()
+    labelled, lowest = set(), []
     for name, method, _ in runs:
         rows = [r for r in epoch_rows(read_metrics(out_dir / name)) if math.isfinite(r["valid_ppl"])]
-        if rows:
-            ax.plot([r["epoch"] for r in rows], [r["valid_ppl"] for r in rows], color=colours[method], alpha=0.8,
-                    label=None if method in labelled else method)
-            labelled.add(method)
+        if not rows:
+            continue
+        epochs = [r["epoch"] for r in rows]
+        label = None if method in labelled else method
+        whole.plot(epochs, [r["valid_ppl"] for r in rows], color=colours[method], alpha=0.8, label=label)
+        end.plot(epochs, [r["valid_ppl"] for r in rows], color=colours[method], alpha=0.8,
+                 label=None if label is None else f"{method}: validation")
+        end.plot(epochs, [r["train_ppl"] for r in rows], color=colours[method], alpha=0.5, linestyle="--",
+                 label=None if label is None else f"{method}: training (with its dropout)")
+        labelled.add(method)
+        lowest.append(min(min(r["valid_ppl"], r["train_ppl"]) for r in rows))
     if not labelled:
         return None
-    style_epoch_axes(ax, "Translation miniature: validation perplexity (each line a seed)",
-                     "validation perplexity (log scale)")
-    ax.legend(fontsize=8)
+    style_epoch_axes(whole, "Validation perplexity (each line a seed)", "perplexity (log scale)")
+    if best:
+        end.axhline(best["valid"], color="grey", linestyle=":", label=f"best achievable (valid {best['valid']:.2f})")
+    end.set_ylim(0.95 * min(lowest + ([best["valid"]] if best else [])), 2.5)
+    style_epoch_axes(end, "The end: D trades training fit for validation", "perplexity", log=False)
+    whole.legend(fontsize=8)
+    end.legend(fontsize=7)
     fig.tight_layout()
     return save_figure(fig, out_dir / "validation.png", dpi=110)
 
