@@ -195,6 +195,12 @@ def test_cli_translates_and_refuses_bad_input(tmp_path):
         (tmp_path / "bad" / f"{split}.src").write_text("a b\nc d\n")
         (tmp_path / "bad" / f"{split}.tgt").write_text("x y\n" if split == "valid" else "x y\nz w\n")
     cases.append((("translate", "--data-dir", "bad", "--out", "u", "--quick"), "valid"))
+    cases.append((("translate", "--model", "q", " ".join(["the"] * 201)), "more than the limit"))
+    (tmp_path / "mine").mkdir()  # a well-formed corpus of its own: another vocabulary than q's
+    for split in ("train", "valid", "test"):
+        (tmp_path / "mine" / f"{split}.src").write_text("a b\nc d\n")
+        (tmp_path / "mine" / f"{split}.tgt").write_text("x y\nz w\n")
+    cases.append((("translate", "--data-dir", "mine", "--out", "q", "--quick", "--seeds", "1"), "other settings"))
     for args, words in cases:
         r = run_cli(*args, cwd=tmp_path)
         assert r.returncode in (1, 2), (args, r.stdout, r.stderr)
