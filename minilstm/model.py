@@ -58,15 +58,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
-from .backend import default_rng, get_xp, resolve_device
+from .backend import default_rng
 from .checks import ShapeError, check_shape, check_tokens
 from .choices import DROPOUT_MODES  # noqa: F401  (the names this docstring explains; re-exported)
 from .ops.affine import affine_backward, affine_forward
 from .ops.embedding import embedding_backward, embedding_forward, is_row_sparse
 from .ops.softmax import log_softmax, softmax_cross_entropy_backward, softmax_cross_entropy_forward
-from .stack import LSTMStack, StackCache, StackedModel
+from .stack import StackCache, StackedModel
 from .workspace import Workspace
 
 # The fast paths ``reuse_buffers=True`` bundles, each its own keyword (see LSTMLanguageModel).
@@ -144,18 +142,9 @@ class LSTMLanguageModel(StackedModel):
             raise ValueError("vocab_size, hidden_size and num_layers must be positive")
         self.V, self.H, self.L = int(vocab_size), int(hidden_size), int(num_layers)
         self.tie_weights = bool(tie_weights)
-        self.init_scale = float(init_scale)
-        self.dtype = np.dtype(dtype)
-        if self.dtype.kind != "f":
-            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
-        self.device = resolve_device(device)
-        self.xp = get_xp(self.device)
-        self.seed = seed
         # The L layers with D (minilstm/stack.py); the embedding (size H) is its input.
-        self.stack = LSTMStack(self.H, self.H, self.L, float(dropout), dropout_mode, self.dtype)
+        self._build_stack(self.H, self.H, self.L, dropout, dropout_mode, init_scale, dtype, device, seed)
         self.params = self.init_params(default_rng(seed, self.xp))
-        # The model's own generator for dropout masks, used when forward gets no rng.
-        self.rng = default_rng(None if seed is None else seed + 1, self.xp)
         default = bool(reuse_buffers)
         self.reuse_workspace = default if reuse_workspace is None else bool(reuse_workspace)
         self.inplace_softmax = default if inplace_softmax is None else bool(inplace_softmax)
@@ -177,15 +166,8 @@ class LSTMLanguageModel(StackedModel):
         shapes["out.b"] = (V,)
         return shapes
 
-    def init_params(self, rng):
-        """Every parameter uniform in [-init_scale, init_scale] (biases too, as in the paper's code).
-
-        The draws follow param_shapes' order, so a tied model's first arrays
-        are the untied model's (out.W is simply not drawn; out.b differs).
-        """
-        s = self.init_scale
-        return {name: rng.uniform(-s, s, size=shape).astype(self.dtype)
-                for name, shape in self.param_shapes().items()}
+    # init_params (stack.StackedModel) draws in param_shapes' order, so a tied model's first arrays
+    # are the untied model's (out.W is simply not drawn; out.b differs).
 
     def decoder_weight(self):
         """The decoder's (H, V) matrix: out.W, or with tie_weights the transposed embedding (a view)."""

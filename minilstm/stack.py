@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .backend import get_array_module
+from .backend import default_rng, get_array_module, get_xp, resolve_device
 from .choices import DROPOUT_MODES, PER_SEQUENCE_MODES, RECURRENT_MASK_MODES
 from .ops.dropout import dropout_backward, dropout_forward, dropout_mask
 from .ops.lstm import lstm_backward, lstm_forward
@@ -205,6 +205,28 @@ class LSTMStack:
 class StackedModel:
     """What every model built on an LSTMStack (``self.stack``, with ``self.xp`` and ``self.dtype``)
     says about its D, its state and its size: read from the stack, the one place D is decided."""
+
+    def _build_stack(self, input_size, hidden_size, num_layers, dropout, dropout_mode, init_scale, dtype, device,
+                     seed):
+        """The set-up every stacked model shares: dtype, device, the stack, and the model's own dropout
+        generator (seed + 1; the weights are drawn from ``seed`` by init_params)."""
+        self.init_scale = float(init_scale)
+        self.dtype = np.dtype(dtype)
+        if self.dtype.kind != "f":
+            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.device = resolve_device(device)
+        self.xp = get_xp(self.device)
+        self.seed = seed
+        self.stack = LSTMStack(input_size, hidden_size, num_layers, float(dropout), dropout_mode, self.dtype)
+        # The model's own generator for dropout masks, used when forward gets no rng.
+        self.rng = default_rng(None if seed is None else seed + 1, self.xp)
+
+    def init_params(self, rng):
+        """Every parameter uniform in [-init_scale, init_scale] (biases too, as in the paper's code),
+        drawn in param_shapes' order."""
+        s = self.init_scale
+        return {name: rng.uniform(-s, s, size=shape).astype(self.dtype)
+                for name, shape in self.param_shapes().items()}
 
     @property
     def dropout(self):

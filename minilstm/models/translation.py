@@ -46,12 +46,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backend import default_rng, get_xp, resolve_device, to_host
+from ..backend import default_rng, to_host
 from ..checks import ShapeError, check_tokens
 from ..ops.affine import affine_backward, affine_forward
 from ..ops.embedding import embedding_backward, embedding_forward
 from ..ops.softmax import log_softmax, softmax_cross_entropy_backward, softmax_cross_entropy_forward
-from ..stack import LSTMStack, StackCache, StackedModel
+from ..stack import StackCache, StackedModel
 
 
 @dataclass
@@ -91,19 +91,8 @@ class TranslationModel(StackedModel):
         self.eos = int(eos_id)
         self.sep = self.Vs               # the separator's input id
         self.Vin = self.Vs + 1 + self.Vt  # source words, <sep>, target words
-        self.init_scale = float(init_scale)
-        self.dtype = np.dtype(dtype)
-        if self.dtype.kind != "f":
-            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
-        self.device = resolve_device(device)
-        self.xp = get_xp(self.device)
-        self.seed = seed
-        self.stack = LSTMStack(self.H, self.H, self.L, float(dropout), dropout_mode, self.dtype)
-        s = self.init_scale
-        rng = default_rng(seed, self.xp)
-        self.params = {name: rng.uniform(-s, s, size=shape).astype(self.dtype)
-                       for name, shape in self.param_shapes().items()}
-        self.rng = default_rng(None if seed is None else seed + 1, self.xp)
+        self._build_stack(self.H, self.H, self.L, dropout, dropout_mode, init_scale, dtype, device, seed)
+        self.params = self.init_params(default_rng(seed, self.xp))
 
     # ------------------------------------------------------------------ setup
     @property
