@@ -59,6 +59,14 @@ banner("Lesson 2: backprop through one LSTM cell")
 # dtc = dh * o
 # ```
 #
+### BEGIN DUPLICATE [lstm:cell_backward] (instead: # **Lines (4), (3) and (2) are yours to derive**,
+###     with the same rules (they are this handout's `[lstm:cell_backward]` exercise, below): a product
+###     sends each factor the upstream gradient times the *other* factor; a sum passes it unchanged; a
+###     value used twice (`c` feeds `tanh` and the next step) adds up its two gradients; a squashing
+###     function multiplies by its slope, written with the value the forward pass kept (`sigm' = s(1-s)`,
+###     `tanh' = 1 - t^2`). Name them `dc_total`, `df`, `dc_prev`, `di`, `dg` and `da_i` .. `da_g`, and
+###     put the four gate gradients side by side in the order i, f, o, g: that is `da`, of shape
+###     `(N, 4H)`.)
 # **(4) tc = tanh(c).** `tanh'(c) = 1 - tanh(c)^2 = 1 - tc^2`, and we already
 # have `tc`. `c` is used twice, here and by the next step, so the two gradients
 # **add up**:
@@ -86,6 +94,7 @@ banner("Lesson 2: backprop through one LSTM cell")
 # ```
 #
 # Put side by side in the order i, f, o, g they form `da` of shape `(N, 4H)`.
+### END DUPLICATE
 #
 # **(1) a = x Wx + h_prev Wh + b.** An affine map, the same three rules as any
 # fully connected layer (check the shapes: they force the transposes):
@@ -128,9 +137,10 @@ dc = rng.standard_normal((N, H))
 i, f, o, g = np.split(cache.gates, 4, axis=1)
 tc = cache.tanh_c
 
-### BEGIN SOLUTION [lstm:cell_backward] (hint: follow the derivation above from line (5) up to line (2):
-### do, dtc, dc_total = dc + dtc * (1 - tc**2), df, dc_prev_mine, di, dg, then da = the four gate gradients
-### side by side in the order i, f, o, g (np.concatenate along axis 1), shape (N, 4H))
+### BEGIN SOLUTION [lstm:cell_backward] (hint: line (5) is derived above; derive (4), (3) and (2) the same
+### way, from the bottom up, and write them as do, dtc, dc_total (the gradient on c, both paths added), df,
+### dc_prev_mine, di, dg, then da = the four gate gradients side by side in the order i, f, o, g
+### (np.concatenate along axis 1), shape (N, 4H))
 # (5) h = o * tc
 do = dh * tc
 dtc = dh * o

@@ -41,12 +41,17 @@ banner("Lesson 4: BPTT, truncation, vanishing and exploding gradients")
 # loss (or layer above) directly, `dh[:, t]`, and step `t+1`, which used
 # `(h_t, c_t)` as its previous state. So:
 #
+### BEGIN DUPLICATE [lstm:sequence_backward] (instead: # *(The loop is this handout's
+###     `[lstm:sequence_backward]` exercise, below: nothing comes back from after the last step; walk `t`
+###     down from `T-1` to 0; each step's backward gets both of its gradients; the weights are shared by
+###     every step, so what each step sends them adds up.)*)
 # ```
 # dh_next, dc_next = 0, 0                       (nothing after the last step)
 # for t = T-1, ..., 0:
 #     dx_t, dh_next, dc_next, dWx_t, dWh_t, db_t = step_backward(dh[:, t] + dh_next, dc_next)
 #     dWx += dWx_t;  dWh += dWh_t;  db += db_t  (shared weights: gradients add up)
 # ```
+### END DUPLICATE
 #
 # Let us write that loop with `lstm_step_forward`/`lstm_step_backward` and compare
 # it with the sequence versions `lstm_forward`/`lstm_backward`.

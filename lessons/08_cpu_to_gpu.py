@@ -378,12 +378,16 @@ else:
 # pre-activations and `c_prev` of one unit and writes its `c` and `h`. With CuPy
 # that is an `ElementwiseKernel`, a few lines of CUDA C, for example
 #
+### BEGIN DUPLICATE [lstm:cell_forward] (instead: # `cupy.ElementwiseKernel("T a", "T s", "s = T(0.5) *
+###     tanh(T(0.5) * a) + T(0.5);", "sigmoid")`, the sigmoid (the cell's own kernel would be this
+###     handout's `[lstm:cell_forward]` exercise, written in C).)
 # ```python
 # cell_forward = cupy.ElementwiseKernel(
 #     "T i, T f, T o, T g, T prev_c", "T c, T tanh_c, T h",
 #     "c = f * prev_c + i * g;  tanh_c = tanh(c);  h = o * tanh_c;",
 #     "lstm_cell_forward")
 # ```
+### END DUPLICATE
 #
 # minilstm does this on a GPU: the cell functions of `minilstm/ops/lstm.py`
 # (`activate_gates_`, `cell_forward`, `cell_backward`) run their NumPy lines

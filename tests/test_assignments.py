@@ -75,7 +75,9 @@ PARTIAL = {
     "given-recurrent-mask-ignored": {"zaremba": 8, "recurrent": 0, "none_and_eval": 2},
     "fresh-mask-per-step": {"per_sequence": 0, "forward": 4, "backward": 4},  # given masks are still used right
     "overwrites-its-input": {"values": 3, "float32": 1, "inputs": 0},
-    "assign-instead-of-add": {"gradients": 0, "inputs": 2},
+    # "inputs left unchanged" counts only once the part computes a correct value (needs_output): here no gradient
+    # group passes, so the 2 points of an untouched input are not earned either (2 before issue 20)
+    "assign-instead-of-add": {"gradients": 0, "inputs": 0},
     # the forward and the plain path (weights of ones) are right; <eos> never comes in the max_len group,
     # and every sentence of the eos group ends with <eos> before its limit
     "weight-0-tokens-keep-their-gradient": {"forward": 4, "backward": 0, "ones": 2},
@@ -123,20 +125,27 @@ def _make(root: Path, sid, spec):
             continue
         assert text.count(good) == 1, f"the bug scenario {bug_id} no longer matches {rel}"
         path.write_text(text.replace(good, bad))
-    # Parts filled in with --solved stand for a student's work here: graded, not "given" (the handout's
-    # assignment.json would exempt them from scoring; test_command_line_assign_then_grade checks that).
-    meta = json.loads((out / "assignment.json").read_text())
-    (out / "assignment.json").write_text(json.dumps({**meta, "solved": []}))
     return out
+
+
+def _plan(spec):
+    """The grading plan of a scenario: its assignments, nothing given. Parts filled in with --solved stand for a
+    student's work here: graded, not "given" (the plan assign wrote beside the handout would exempt them from
+    scoring; test_command_line_assign_then_grade checks that). The handout's assignment.json, which says they
+    were given, is the student's file: only noted."""
+    names = (spec[0] if spec is not None else None) or list(ASSIGNMENTS)
+    return {"assignments": names, "solved": []}
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     """Every scenario graded once, in one grading run: {id: report}. Two children at a time."""
     root = tmp_path_factory.mktemp("handouts")
-    folders = {sid: _make(root, sid, spec) for sid, spec in _scenarios().items()}
-    # each scenario is graded for the assignments it was handed out with (its assignment.json)
-    reports = grade.grade_many(list(folders.values()), jobs=2, timeout=60)
+    scenarios = _scenarios()
+    folders = {sid: _make(root, sid, spec) for sid, spec in scenarios.items()}
+    # each scenario is graded for the assignments it was handed out with (its plan)
+    reports = grade.grade_many(list(folders.values()), jobs=2, timeout=60,
+                               plans={folders[sid]: _plan(spec) for sid, spec in scenarios.items()})
     return dict(zip(folders, reports))
 
 
@@ -381,7 +390,7 @@ def test_the_reference_earns_every_point(graded):
 def test_a_fresh_handout_fails_every_part_with_its_hint(graded, name):
     report = graded[f"handout-{name}"]
     assert report["errors"] == [] and report["score"] == 0
-    assert [a["name"] for a in report["assignments"]] == [name]  # from the handout's assignment.json
+    assert [a["name"] for a in report["assignments"]] == [name]  # from the plan
     for p in report["assignments"][0]["parts"]:
         assert not any(g["passed"] for g in p["groups"])
         assert any("your code here" in m and "Hint:" in m for m in p["messages"]), p["messages"]
@@ -442,11 +451,15 @@ def test_command_line_assign_then_grade_with_json_report(tmp_path, capsys):
     assert parser.parse_args(["assign", str(out)]).func(parser.parse_args(["assign", str(out)])) == 1  # not empty
     report_path = tmp_path / "report.json"
     args = parser.parse_args(["grade", str(out), "--json", str(report_path)])
+    assert args.func(args) == 2  # no plan: the handout's own assignment.json is not trusted
+    assert "no grading plan: pass --plan" in capsys.readouterr().err
+    plan = tmp_path / "handout.plan.json"  # assign wrote it beside the handout
+    args = parser.parse_args(["grade", str(out), "--plan", str(plan), "--json", str(report_path)])
     assert args.func(args) == 1  # points lost
     printed = capsys.readouterr().out
     assert "dropout: Dropout, and where the paper puts it" in printed
     assert "given      operator" in printed and "0/15   placement" in printed and "0/13   variational" in printed
     report = json.loads(report_path.read_text())
-    # a part handed out solved is not scored: the handout's assignment.json says which
+    # a part handed out solved is not scored: the plan assign wrote beside the handout says which
     assert report["schema"] == 2 and report["max_score"] == 28 and report["given"] == ["dropout:operator"]
     assert part_scores(report) == {"dropout:operator": 0, "dropout:placement": 0, "dropout:variational": 0}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -187,7 +188,11 @@ BROKEN = [  # (part, file, line in the reference, what goes before it)
 LINGER = ("lstm:sequence_forward", "minilstm/ops/lstm.py",
           "    gates = (x.reshape(N * T, D) @ Wx).reshape(N, T, 4 * H)  # (N, T, 4H)\n",
           "    import subprocess; subprocess.Popen(['sleep', '300'], stdout=subprocess.DEVNULL, "
-          "stderr=subprocess.DEVNULL); open(PIDS, 'a').close()\n")
+          "stderr=subprocess.DEVNULL)\n"
+          "    try:  # a sign of life, where the child may write outside its own folder (not in the sandbox)\n"
+          "        open(PIDS, 'a').close()\n"
+          "    except OSError:\n"
+          "        pass\n")
 
 
 def _edit(path: Path, anchor: str, before: str, count=None):
@@ -212,6 +217,8 @@ def build(root: Path) -> dict:
         out[sid] = folder
     broken = root / "broken-parts"
     assign.write_student_version(broken, None, solved=list(PARTS))
+    # the parts filled in stand for the student's work: nothing given (for a grader that reads the handout's
+    # record; this one grades by the plans in PLANS)
     meta = json.loads((broken / "assignment.json").read_text())
     (broken / "assignment.json").write_text(json.dumps({**meta, "solved": []}))
     for part, rel, anchor, before in BROKEN + [LINGER]:
@@ -220,13 +227,30 @@ def build(root: Path) -> dict:
     return out
 
 
+PLANS = {**{sid: {"assignments": ["lstm"]} for sid in FORGERIES},  # what each submission is graded for
+         "broken-parts": {"assignments": list(ASSIGNMENTS), "solved": []}}
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     root = tmp_path_factory.mktemp("submissions")
     folders = build(root)
+    seen, done = [], threading.Event()  # the lingering process, seen from here while the grading runs
+    watcher = threading.Thread(target=_watch_for_lingering, args=(seen, done), daemon=True)
+    watcher.start()
     started = time.monotonic()
-    reports = grade.grade_many(list(folders.values()), jobs=2, timeout=PART_TIMEOUT, memory_mb=1024)
-    return {"reports": dict(zip(folders, reports)), "seconds": time.monotonic() - started, "root": root}
+    reports = grade.grade_many(list(folders.values()), jobs=2, timeout=PART_TIMEOUT, memory_mb=1024,
+                               plans={folders[sid]: PLANS[sid] for sid in folders})
+    seconds = time.monotonic() - started
+    done.set()
+    watcher.join()
+    return {"reports": dict(zip(folders, reports)), "seconds": seconds, "root": root, "lingering_seen": bool(seen)}
+
+
+def _watch_for_lingering(seen, done):
+    while not done.is_set() and not seen and Path("/proc").is_dir():
+        seen += [p for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p) == "sleep\x00300\x00"]
+        time.sleep(0.02)
 
 
 def scores(report):
@@ -281,7 +305,9 @@ def test_each_broken_part_costs_only_that_part(graded):
 
 def test_a_lingering_process_neither_holds_grading_nor_survives(graded):
     report = graded["reports"]["broken-parts"]
-    assert (graded["root"] / "lingering-started").exists()  # the student's code did start it
+    # the student's code did start it: seen running while grading (its sign of life, a file, only where the
+    # child may write outside its own folder)
+    assert graded["lingering_seen"] or (graded["root"] / "lingering-started").exists()
     assert scores(report)["lstm:sequence_forward"] == PARTS["lstm:sequence_forward"].points
     # only the endless loop waited for its limit: everything else was done well within it
     assert graded["seconds"] < 4 * PART_TIMEOUT + 30, graded["seconds"]

@@ -14,8 +14,18 @@ The code of a part lives in the reference source between marker lines::
 in the student version when its assignment is handed out. ``Part.functions``
 lists the functions that hold the part's regions (``"module:qualname"``): the
 student version names them in its README, and the grader uses them to test
-each part in isolation (the functions of all *other* parts are swapped for the
-reference ones while a part's tests run, so one bug costs one part's points).
+each part in isolation. ``Part.uses`` names the parts whose functions the
+part's code (and its probe) may call: while a part is graded, the functions of
+those parts, and of the parts they use in turn (``reference_parts``), are the
+reference's, so a bug there costs nothing here (one bug costs one part); every
+other part's functions stay the student's own (a stub still raises), so a part
+cannot borrow the reference of a part it does not use (``lstm:step`` built on
+``lstm_forward`` is graded with the student's ``lstm_forward``).
+
+A group marked ``needs_output`` (input validation, error handling, "the inputs
+are left unchanged") counts only once the part computes a correct value: when
+at least one of the part's groups without the mark passes. An untouched stub,
+or one that returns None, passes or raises ValueError, earns nothing.
 
 What grades a part lives next to this file:
 
@@ -69,11 +79,16 @@ class Unfinished(NotImplementedError):
 
 @dataclass(frozen=True)
 class Group:
-    """A group of checks within a part: earns ``points`` when all of its checks pass."""
+    """A group of checks within a part: earns ``points`` when all of its checks pass.
+
+    needs_output: the group (input validation, error handling, inputs left unchanged) counts only when
+    at least one group of its part without this mark passed too: points for work, never for a stub.
+    """
 
     name: str
     points: int
     title: str
+    needs_output: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,13 +99,17 @@ class Part:
     title: one line for the student;
     functions: ``"minilstm.module:qualname"`` of every function holding one of
       the part's solution regions (a function belongs to one part only);
-    groups: the part's groups of checks; the part's points are their sum.
+    groups: the part's groups of checks; the part's points are their sum;
+    uses: keys of the parts whose functions this part's code and probe call (``"lstm:cell_forward"``):
+      while this part is graded, those parts' functions (and those of the parts they use, in turn)
+      are the reference's; every other part's functions stay the student's.
     """
 
     name: str
     title: str
     functions: tuple
     groups: tuple
+    uses: tuple = ()
 
     @property
     def points(self):
@@ -140,26 +159,29 @@ LSTM = Assignment(
              ("minilstm.ops.lstm:cell_forward",),
              (Group("values", 3, "next_c, tanh_c, next_h for several shapes, saturated gates too"),
               Group("float32", 1, "float32 in, float32 out"),
-              Group("inputs", 1, "the inputs are left unchanged"))),
+              Group("inputs", 1, "the inputs are left unchanged", needs_output=True))),
         Part("cell_backward", "backward through the cell equations and the gate nonlinearities",
              ("minilstm.ops.lstm:cell_backward",),
              (Group("gradients", 8, "da_i, da_f, da_o, da_g and dprev_c for several shapes"),
-              Group("inputs", 2, "the inputs are left unchanged"))),
+              Group("inputs", 2, "the inputs are left unchanged", needs_output=True))),
         Part("step", "one LSTM time step, forward and backward",
              ("minilstm.ops.lstm:lstm_step_forward", "minilstm.ops.lstm:lstm_step_backward"),
              (Group("forward", 4, "next_h and next_c"),
               Group("backward", 4, "dx, dprev_h, dprev_c, dWx, dWh, db"),
-              Group("float32", 2, "float32 in, float32 out; the inputs are left unchanged"))),
+              Group("float32", 2, "float32 in, float32 out; the inputs are left unchanged")),
+             uses=("lstm:cell_forward", "lstm:cell_backward")),
         Part("sequence_forward", "the LSTM over a whole sequence (with optional recurrent masks)",
              ("minilstm.ops.lstm:lstm_forward",),
              (Group("forward", 5, "h and the final state, with and without recurrent masks, c0 defaulting to zeros"),
               Group("cache", 3, "the cache lets the reference lstm_backward compute the right gradients"),
-              Group("inputs", 2, "the inputs are left unchanged"))),
+              Group("inputs", 2, "the inputs are left unchanged", needs_output=True)),
+             uses=("lstm:cell_forward", "lstm:sequence_backward", "dropout:variational")),
         Part("sequence_backward", "backpropagation through time",
              ("minilstm.ops.lstm:lstm_backward",),
              (Group("gradients", 10, "dx, dh0, dWx, dWh, db, dc0, with and without recurrent masks"),
               Group("final_state", 3, "gradients arriving on the final h and c (dh_final, dc_final)"),
-              Group("float32", 2, "float32 in, float32 out; dh left unchanged"))),
+              Group("float32", 2, "float32 in, float32 out; dh left unchanged")),
+             uses=("lstm:cell_backward", "lstm:sequence_forward", "dropout:variational")),
     ),
 )
 
@@ -182,18 +204,24 @@ DROPOUT = Assignment(
              (Group("mask", 6, "keep rate, values 0 and 1/(1-p), dtype, a fresh value per element, reproducible"),
               Group("forward_backward", 6, "x * mask with a given or drawn mask, the identity in evaluation and "
                                            "for p = 0, the gradient"),
-              Group("errors", 3, "ValueError without rng or with a mask of the wrong shape"))),
+              Group("errors", 3, "ValueError without rng or with a mask of the wrong shape",
+                    needs_output=True)),
+             uses=("dropout:variational",)),
         Part("placement", "D in the model: zaremba (non-recurrent only) and recurrent placement",
              ("minilstm.stack:LSTMStack.forward", "minilstm.stack:LSTMStack.backward"),
              (Group("zaremba", 8, "loss and gradients with the paper's placement, 1 to 3 layers"),
               Group("recurrent", 5, "loss and gradients with D also on h(t-1)"),
-              Group("none_and_eval", 2, "no mask with dropout_mode='none' or in evaluation"))),
+              Group("none_and_eval", 2, "no mask with dropout_mode='none' or in evaluation", needs_output=True)),
+             uses=("dropout:operator", "dropout:variational", "lstm:sequence_forward", "lstm:sequence_backward",
+                   "translation:masked_loss")),
         Part("variational", "variational dropout: one mask per sequence, shared by every time step",
              ("minilstm.ops.dropout:broadcast_over_time", "minilstm.stack:LSTMStack._get_mask"),
              (Group("per_sequence", 5, "every mask drawn is (N, 1, H), 0 or 1/(1-p), about 1 - p kept, different "
                                        "for every sequence, and the same at every time step where it is applied"),
               Group("forward", 4, "loss and state with given (N, 1, H) masks, 1 and 2 layers; the broadcast view"),
-              Group("backward", 4, "the gradients through the shared masks, 1 and 2 layers"))),
+              Group("backward", 4, "the gradients through the shared masks, 1 and 2 layers")),
+             uses=("dropout:operator", "dropout:placement", "lstm:sequence_forward", "lstm:sequence_backward",
+                   "translation:masked_loss")),
     ),
 )
 
@@ -210,12 +238,14 @@ TRAINING = Assignment(
         Part("evaluate", "perplexity of a token stream, state carried, dropout off",
              ("minilstm.training:evaluate",),
              (Group("stream", 6, "perplexity, NLL and word count for one and several streams"),
-              Group("dropout_off", 4, "a model with dropout: no dropout in evaluation, state carried"))),
+              Group("dropout_off", 4, "a model with dropout: no dropout in evaluation, state carried")),
+             uses=("dropout:placement", "translation:masked_loss")),
         Part("loop", "the truncated-BPTT training step: carried state, clipping, SGD",
              ("minilstm.training:train_step",),
              (Group("one_step", 8, "loss, gradient norm, weights and state after one step"),
               Group("carried", 6, "four steps with dropout, the state carried from chunk to chunk"),
-              Group("clipped", 6, "steps where the global norm is clipped"))),
+              Group("clipped", 6, "steps where the global norm is clipped")),
+             uses=("dropout:placement", "translation:masked_loss")),
     ),
 )
 
@@ -240,14 +270,15 @@ TRANSLATION = Assignment(
               "minilstm.ops.softmax:softmax_cross_entropy_backward"),
              (Group("forward", 4, "the weighted loss for several shapes and normalizers; weight-0 tokens add nothing"),
               Group("backward", 4, "the gradient with weights: each row scaled by its weight, zero where it is 0"),
-              Group("ones", 2, "weights of all ones give the plain loss and gradient"))),
+              Group("ones", 2, "weights of all ones give the plain loss and gradient", needs_output=True))),
         Part("greedy", "greedy decoding: the argmax word at every step, a batch of sentences at once",
              ("minilstm.decoding:greedy_decode",),
              (Group("eos", 4, "the words of every sentence up to its <eos>, which is not included"),
               Group("max_len", 3, "a sentence without <eos> stops at max_len tokens (given, or 2 S + 10 by default)"),
               Group("batched", 4, "sentences finishing at different steps: each one as decoded alone, one "
                                   "model.step per time step, finished sentences out of the batch"),
-              Group("model", 4, "a small random TranslationModel, sources of different lengths"))),
+              Group("model", 4, "a small random TranslationModel, sources of different lengths")),
+             uses=("dropout:placement",)),
     ),
 )
 
@@ -278,4 +309,28 @@ def part_key(assignment: Assignment, part: Part) -> str:
 def all_parts() -> dict:
     """{"assignment:part": Part} over every assignment."""
     return {part_key(a, p): p for a in ASSIGNMENTS.values() for p in a.parts}
+
+
+PLAN_SUFFIX = ".plan.json"
+
+
+def plan_path(handout_dir) -> Path:
+    """The grading plan of the handout ``handout_dir``: ``<handout_dir>.plan.json``, beside the folder (not in it:
+    the folder goes to the students). ``minilstm assign OUT`` writes it; ``minilstm grade --plan`` reads it."""
+    out = Path(handout_dir).resolve()
+    return out.parent / (out.name + PLAN_SUFFIX)
+
+
+def reference_parts(key: str) -> set:
+    """The parts whose functions are the reference's while part ``key`` is graded: the parts it uses,
+    the parts those use, and so on (a reference function calls the functions of its own uses); never
+    ``key`` itself. Every other part's functions stay the student's."""
+    parts = all_parts()
+    seen, todo = set(), list(parts[key].uses)
+    while todo:
+        k = todo.pop()
+        if k not in seen and k != key:
+            seen.add(k)
+            todo += list(parts[k].uses)
+    return seen
 
