@@ -774,18 +774,28 @@ def _without_comments(code: str) -> str:
     return "".join(lines)
 
 
-def _texts(rel: str, data: bytes) -> list:
-    """The text(s) of one handout file to search, notebooks cell by cell."""
+def _decoded(rel: str, data: bytes):
+    """(text, notebook cells) of one handout file: cells None unless it is a notebook that parses;
+    (None, None) for a file that is not UTF-8 (nothing to search)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return []
+        return None, None
     if rel.endswith(".ipynb"):
         try:
-            return ["".join(c.get("source", "")) for c in json.loads(text).get("cells", [])]
+            return text, [(c.get("cell_type", "cell"), "".join(c.get("source", "")))
+                          for c in json.loads(text).get("cells", [])]
         except (ValueError, AttributeError):
-            return [text]
-    return [text]
+            pass
+    return text, None
+
+
+def _texts(rel: str, data: bytes) -> list:
+    """The text(s) of one handout file to search, notebooks cell by cell."""
+    text, cells = _decoded(rel, data)
+    if text is None:
+        return []
+    return [source for _, source in cells] if cells is not None else [text]
 
 
 def _windows(fragments: list, last_line: int) -> list:
@@ -807,22 +817,18 @@ def _text_pieces(rel: str, data: bytes) -> list:
     code cells' comments and strings; the comments and strings of the package's and the lessons' Python
     (their code is compared line by line); the visible tests (tests/, minilstm/assignments/visible/) and
     every other text file whole."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
+    text, cells = _decoded(rel, data)
+    if text is None:
         return []
-    if rel.endswith(".ipynb"):
-        try:
-            cells = json.loads(text).get("cells", [])
-        except (ValueError, AttributeError):
-            return [("", text)]
+    if cells is not None:
         out = []
-        for k, cell in enumerate(cells):
-            source = "".join(cell.get("source", ""))
-            split = _python_split(source) if cell.get("cell_type") == "code" else None
+        for k, (kind, source) in enumerate(cells):
+            split = _python_split(source) if kind == "code" else None
             body = "\n".join(t for _, t in split[1]) if split is not None else source
-            out.append((f"cell {k + 1}, {cell.get('cell_type', 'cell')}", body))
+            out.append((f"cell {k + 1}, {kind}", body))
         return out
+    if rel.endswith(".ipynb"):  # a notebook that does not parse: searched whole
+        return [("", text)]
     lines = text.count("\n") + 1
     code_given = rel.endswith(".py") and (rel.startswith("lessons/") or rel.startswith("minilstm/")) \
         and not rel.startswith("minilstm/assignments/visible/")
