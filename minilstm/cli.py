@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .choices import DATASETS, DEVICES, DROPOUT_MODES, DTYPES, SPLITS
+from .cliargs import float_arg, int_arg
 
 # Command-line flag -> Config field, for every recipe field a user may override.
 OVERRIDES = {
@@ -56,40 +57,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _int(lo=None, hi=None):
-    """An argparse type: a whole number in [lo, hi]."""
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if lo is not None and value < lo:
-            raise argparse.ArgumentTypeError(f"must be at least {lo}, got {value}")
-        if hi is not None and value > hi:
-            raise argparse.ArgumentTypeError(f"must be at most {hi:,}, got {value:,}")
-        return value
-    parse.__name__ = "int"
-    return parse
-
-
-def _float(lo=None, hi=None, lo_open=False, hi_open=False):
-    """An argparse type: a finite number in the given range (NaN and inf refused)."""
-    import math
-
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-        if lo is not None and (value <= lo if lo_open else value < lo):
-            raise argparse.ArgumentTypeError(f"must be {'above' if lo_open else 'at least'} {lo:g}, got {value:g}")
-        if hi is not None and (value >= hi if hi_open else value > hi):
-            raise argparse.ArgumentTypeError(f"must be {'below' if hi_open else 'at most'} {hi:g}, got {value:g}")
-        return value
-    parse.__name__ = "float"
-    return parse
+# The argument types live in cliargs.py so that every command module can use them.
+_int, _float = int_arg, float_arg
 
 
 def _config_error(exc: ValueError) -> ValueError:
