@@ -37,10 +37,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import atomic
 from .choices import DATASETS, DROPOUT_MODES
 
 
@@ -164,15 +164,9 @@ def write_table(out_dir, rows) -> Path:
         drop += ", tied" if r["tie_weights"] else ""
         lines.append(f"| {r['run']} | {drop} | {r['train_ppl']:.1f} | {r['best_valid_ppl']:.1f} ({r['best_epoch']}) "
                      f"| {r['final_valid_ppl']:.1f} | {r['test_ppl']:.1f} | {r['train_time_s'] / 60:.1f} min |")
-    _atomic_write(out_dir / "lab.md", "\n".join(lines) + "\n")
-    _atomic_write(out_dir / "lab.json", json.dumps({"runs": rows}, indent=2) + "\n")
+    atomic.write_text(out_dir / "lab.md", "\n".join(lines) + "\n")
+    atomic.write_text(out_dir / "lab.json", json.dumps({"runs": rows}, indent=2) + "\n")
     return out_dir / "lab.md"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def plot_validation(out_dir, runs=RUNS, path=None):

@@ -41,6 +41,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import atomic
+
 __all__ = ["NotARunFolderError", "read_metrics", "read_config", "read_best", "run_folders", "run_label",
            "epoch_rows", "plot_runs"]
 
@@ -363,10 +365,6 @@ def save_figure(fig, path, dpi=100) -> Path:
     """Write ``fig`` as a PNG at ``path``: to a temporary file renamed over it, so an image viewer
     never shows a half-written file and a failed write leaves the old one whole."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic.replacing(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

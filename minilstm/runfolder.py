@@ -10,10 +10,10 @@ interrupted save left behind are removed when the folder is next used.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 from pathlib import Path
 
+from . import atomic
 from .checkpoint import CheckpointError
 
 # The files a run folder holds; a folder with any of them is another run and is never overwritten.
@@ -92,22 +92,12 @@ def _remove(path: Path) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write ``path`` atomically: a temporary file renamed over it, removed if anything fails (disk full),
-    so the old file stays whole and no partial file is left behind."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write ``path`` atomically (atomic.py): the old file stays whole if anything fails."""
+    atomic.write_text(path, text)
 
 
 def write_json(path: Path, obj) -> None:
-    write_text(path, json.dumps(obj, indent=2) + "\n")
+    atomic.write_json(path, obj)
 
 
 def write_metrics(out_dir: Path, history: list, extra: list = ()) -> None:
