@@ -37,9 +37,8 @@ many more epochs here), with the gradient norm clipped at 5 as in the paper.
 from __future__ import annotations
 
 import dataclasses
-import json
+import functools
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -49,17 +48,16 @@ import numpy as np
 
 from .. import runfolder
 from ..checkpoint import CheckpointError, check_compatible, load_checkpoint
-from ..choices import DROPOUT_MODES, DTYPES
 from ..data import DataError
 from ..data.parallel import (ParallelCorpus, batch_pairs, load_parallel, make_builtin_parallel,
                              parallel_vocab_hash)
 from ..decoding import beam_search, greedy_decode
-from ..interrupts import StepGuard
-from ..loop import perplexity, run_epoch
+from ..loop import perplexity
 from ..models.translation import TranslationModel
-from ..optim import AdamState, adam_init, adam_step_, clip_global_norm_
-from ..progress import epoch_bar
-from ..runstate import Progress, check_params, resume_point, save_run
+from ..runstate import check_params
+from . import runner
+from .bleu import bleu_from_files
+from .runner import validate_config
 
 # The paper's Table 3 (WMT'14 En->Fr, 4x1000 LSTM, dropout 0.2 when regularized).
 PAPER = {"non-regularized": {"test_ppl": 5.8, "bleu": 25.9}, "regularized": {"test_ppl": 5.0, "bleu": 29.03}}
@@ -103,38 +101,12 @@ QUICK = dict(hidden_size=32, num_layers=1, epochs=2, patience=2, train_pairs=160
 
 def validate(cfg: TranslateConfig, where="translate config") -> None:
     """Refuse any field of the wrong type, out of range or not finite, naming it."""
-    for f in dataclasses.fields(TranslateConfig):
-        value = getattr(cfg, f.name)
-        kinds = {"int": (int,), "float": (int, float), "str": (str,)}[str(f.type)]
-        if isinstance(value, bool) or not isinstance(value, kinds):
-            raise ValueError(f"{where}: {f.name} must be of type {f.type}, got {value!r}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"{where}: {f.name} must be a finite number, got {value}")
-    for name in ("hidden_size", "num_layers", "batch_size", "epochs", "patience"):
-        if not 1 <= getattr(cfg, name) <= 100_000:
-            raise ValueError(f"{where}: {name} must be a whole number from 1 to 100,000, got {getattr(cfg, name)}")
-    for name in ("seed", "train_pairs", "eval_pairs"):
-        if getattr(cfg, name) < 0:
-            raise ValueError(f"{where}: {name} must be 0 or positive, got {getattr(cfg, name)}")
-    if not 0.0 <= cfg.dropout < 1.0:
-        raise ValueError(f"{where}: dropout must be in [0, 1), got {cfg.dropout}")
-    if cfg.dropout_mode not in DROPOUT_MODES:
-        raise ValueError(f"{where}: dropout_mode must be one of {', '.join(DROPOUT_MODES)}, got {cfg.dropout_mode!r}")
-    for name in ("lr", "max_grad_norm", "init_scale"):
-        if getattr(cfg, name) <= 0:
-            raise ValueError(f"{where}: {name} must be positive, got {getattr(cfg, name)}")
-    if cfg.dtype not in DTYPES:
-        raise ValueError(f"{where}: dtype must be one of {', '.join(DTYPES)}, got {cfg.dtype!r}")
+    validate_config(cfg, where, counts=("hidden_size", "num_layers", "batch_size", "epochs", "patience"),
+                    nonneg=("seed", "train_pairs", "eval_pairs"), positive=("lr", "max_grad_norm", "init_scale"))
 
 
 def config_from_dict(d, where="config") -> TranslateConfig:
-    names = {f.name for f in dataclasses.fields(TranslateConfig)}
-    if not isinstance(d, dict) or set(d) != names:
-        raise ValueError(f"{where} is not a translation config (it should hold exactly {sorted(names)}); "
-                         "the file was not written by `minilstm translate`")
-    cfg = TranslateConfig(**d)
-    validate(cfg, where)
-    return cfg
+    return runner.config_from_dict(TranslateConfig, d, where, validate, "translate")
 
 
 # ---------------------------------------------------------------------------
@@ -176,21 +148,6 @@ def translate_ids(model: TranslationModel, sources, beam=1) -> list:
     return out
 
 
-def bleu_from_files(hyp_path, ref_path) -> dict:
-    """Corpus BLEU of a hypothesis file against a reference file (one sentence a line), by sacreBLEU."""
-    try:
-        import sacrebleu
-    except ImportError:
-        raise DataError("BLEU needs sacreBLEU: pip install 'minilstm[paper]' (or pip install sacrebleu)") from None
-    hyps = Path(hyp_path).read_text(encoding="utf-8").split("\n")[:-1]
-    refs = Path(ref_path).read_text(encoding="utf-8").split("\n")[:-1]
-    if len(hyps) != len(refs):
-        raise DataError(f"{hyp_path} has {len(hyps)} lines but {ref_path} has {len(refs)}; they must pair up")
-    metric = sacrebleu.metrics.BLEU()
-    score = metric.corpus_score(hyps, [refs])
-    return {"bleu": round(score.score, 2), "signature": str(metric.get_signature())}
-
-
 # ---------------------------------------------------------------------------
 # One run
 # ---------------------------------------------------------------------------
@@ -200,41 +157,6 @@ def build_model(cfg: TranslateConfig, corpus: ParallelCorpus, device=None) -> Tr
     return TranslationModel(Vs, Vt, corpus.eos_id, cfg.hidden_size, cfg.num_layers, dropout=cfg.dropout,
                             dropout_mode=cfg.dropout_mode, init_scale=cfg.init_scale, dtype=cfg.dtype,
                             device=device, seed=cfg.seed)
-
-
-def _meta(model, corpus, adam):
-    return {"kind": TranslationModel.kind, "src_vocab": list(corpus.src_vocab), "tgt_vocab": list(corpus.tgt_vocab),
-            "eos_id": model.eos, "adam_t": adam.t}
-
-
-def _stopped_early(history, patience) -> bool:
-    """True when the best validation perplexity is ``patience`` or more epochs old."""
-    if not history:
-        return False
-    best = min(range(len(history)), key=lambda k: history[k]["valid_ppl"])
-    return len(history) - 1 - best >= patience
-
-
-def _resume(run_dir, cfg, corpus, model):
-    """(Progress, AdamState) from ``run_dir/last.npz``, every field checked against this run."""
-    path = run_dir / "last.npz"
-    ck = load_checkpoint(path)
-    if ck.meta.get("kind") != TranslationModel.kind:
-        raise CheckpointError(f"{path} is not a translation checkpoint; choose another --out")
-    saved = ck.meta.get("config")
-    if saved != cfg.to_dict():
-        raise CheckpointError(f"{path} was trained with other settings ({saved}) than this run's "
-                              f"({cfg.to_dict()}); choose another --out, or run with the same settings")
-    check_compatible(ck.meta, parallel_vocab_hash(corpus), {k: v.shape for k, v in model.params.items()})
-    check_params(ck, model, path)
-    xp = model.xp
-    model.params = {k: xp.asarray(v) for k, v in ck.params.items()}
-    prog, _ = resume_point(ck, model, cfg, path)
-    try:
-        adam = AdamState.from_arrays(ck.meta.get("adam_t"), ck.arrays, model.params)
-    except ValueError as exc:
-        raise CheckpointError(f"{path}: the optimizer's state is unusable ({exc}); it cannot be resumed") from exc
-    return prog, adam
 
 
 def train_run(cfg: TranslateConfig, corpus: ParallelCorpus, run_dir, log=print, progress=False, device=None,
@@ -249,75 +171,27 @@ def train_run(cfg: TranslateConfig, corpus: ParallelCorpus, run_dir, log=print, 
     if (run_dir / "summary.json").is_file():
         return _read_summary(run_dir)
     train, valid, test = _splits(corpus, cfg)
-    resume = (run_dir / "last.npz").is_file()
-    replaced, stale = runfolder.check_run_folder(run_dir, resume, force=False)
     model = build_model(cfg, corpus, device)
-    xp = model.xp
-    adam, prog = adam_init(model.params), Progress()
-    if resume:
-        prog, adam = _resume(run_dir, cfg, corpus, model)
-        log(f"{run_dir.name}: resuming at epoch {prog.epoch}, batch {prog.chunk}")
-    runfolder.claim_run_folder(run_dir, replaced, stale, log)
-    chash = parallel_vocab_hash(corpus)
-    Vs, eos = model.Vs, model.eos
+    meta = {"src_vocab": list(corpus.src_vocab), "tgt_vocab": list(corpus.tgt_vocab), "eos_id": model.eos}
 
-    def step(batch):
-        inputs, targets, weights = (xp.asarray(a) for a in batch)
-        loss, cache = model.forward(inputs, targets, weights, train=True)
-        g = model.backward(cache)
-        gnorm = clip_global_norm_(g, cfg.max_grad_norm)
-        adam_step_(model.params, g, adam, cfg.lr)
-        # The loss is averaged over the N sentences; the weights (0 or 1) count the target words and <eos>.
-        return loss, loss * inputs.shape[0], int(np.count_nonzero(batch[2])), gnorm
+    def epoch_batches(rng):
+        return batch_pairs(train, cfg.batch_size, model.Vs, model.eos, dtype=cfg.dtype, rng=rng)
 
-    def save(name):
-        save_run(run_dir / name, model, cfg, chash, prog, adam.to_arrays(), _meta(model, corpus, adam))
-
-    with StepGuard() as guard:
-        try:
-            while prog.epoch <= cfg.epochs and not _stopped_early(prog.history, cfg.patience):
-                # The epoch's batch order comes from (seed, epoch) alone: a resumed run sees the same batches.
-                batches = batch_pairs(train, cfg.batch_size, Vs, eos, dtype=cfg.dtype,
-                                      rng=np.random.default_rng([cfg.seed, prog.epoch]))
-                bar = epoch_bar(progress, len(batches), prog, cfg.epochs)
-                run_epoch(prog, batches[prog.chunk:], step, guard, cfg.max_grad_norm, bar, on_step)
-                valid_ppl = evaluate_perplexity(model, valid)
-                row = {"event": "epoch", "epoch": prog.epoch, "lr": cfg.lr, "train_ppl": perplexity(prog.nll, prog.tokens),
-                       "valid_ppl": valid_ppl, "grad_norm": prog.gnorm_sum / max(prog.chunk, 1),
-                       "tokens_per_s": prog.tokens / max(prog.time_s, 1e-9), "time_s": prog.time_s,
-                       "steps": prog.step}
-                log(f"{run_dir.name}: epoch {row['epoch']:>2}  train ppl {row['train_ppl']:.3f}  valid ppl "
-                    f"{valid_ppl:.3f}  {row['tokens_per_s']:,.0f} target words/s  {row['time_s']:.1f}s")
-                with guard.step():
-                    prog.history.append(row)
-                    prog.epoch += 1
-                    prog.reset_epoch()
-                    save("last.npz")
-                    if valid_ppl <= min(r["valid_ppl"] for r in prog.history):
-                        save("best.npz")
-                    runfolder.write_metrics(run_dir, prog.history)
-        except KeyboardInterrupt:
-            if not guard.torn:
-                with guard.hold():
-                    save("last.npz")
-                    runfolder.write_metrics(run_dir, prog.history)
-                log(f"\n{run_dir.name}: interrupted; saved last.npz at epoch {prog.epoch}, batch {prog.chunk}")
-            return {"interrupted": True}
-    return _evaluate_run(run_dir, cfg, corpus, model, prog.history, test, log)
+    history = runner.fit(run_dir, cfg, model, parallel_vocab_hash(corpus), meta, epoch_batches,
+                         lambda m: {"valid_ppl": evaluate_perplexity(m, valid)}, log, progress, on_step,
+                         unit="target words")
+    if history is None:
+        return {"interrupted": True}
+    return _evaluate_run(run_dir, cfg, corpus, model, history, test, log)
 
 
 def _evaluate_run(run_dir, cfg, corpus, model, history, test, log) -> dict:
     """Test perplexity and BLEU (greedy and beam 12) of the run's best.npz; writes the translations."""
-    best = load_checkpoint(run_dir / "best.npz")
-    model.params = {k: model.xp.asarray(v) for k, v in best.params.items()}
+    runner.load_best(run_dir, model)
     t0 = time.perf_counter()
     test_ppl = evaluate_perplexity(model, test)
     sources = [src for src, _ in test]
-    summary = {"config": cfg.to_dict(), "epochs": len(history),
-               "best_epoch": 1 + min(range(len(history)), key=lambda k: history[k]["valid_ppl"]),
-               "train_time_s": sum(r["time_s"] for r in history), "test_ppl": test_ppl}
-    summary["valid_ppl"] = history[summary["best_epoch"] - 1]["valid_ppl"]
-    summary["train_ppl"] = history[summary["best_epoch"] - 1]["train_ppl"]
+    summary = {**runner.history_summary(cfg, history), "test_ppl": test_ppl}
     write_references(run_dir.parent, corpus, test)
     for beam, key in ((1, "greedy"), (BEAM, f"beam{BEAM}")):
         t1 = time.perf_counter()
@@ -342,15 +216,8 @@ def write_references(out_dir, corpus, test) -> Path:
 
 
 def _read_summary(run_dir) -> dict:
-    path = Path(run_dir) / "summary.json"
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-        for key in ("test_ppl", "valid_ppl", "train_ppl", "bleu_greedy", f"bleu_beam{BEAM}", "epochs"):
-            if not isinstance(summary.get(key), (int, float)) or isinstance(summary.get(key), bool):
-                raise ValueError(f"no number {key!r}")
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path} is unreadable ({exc}); delete it to evaluate that run again") from exc
-    return summary
+    return runner.read_summary(run_dir, ("test_ppl", "valid_ppl", "train_ppl", "bleu_greedy", f"bleu_beam{BEAM}",
+                                         "epochs"))
 
 
 # ---------------------------------------------------------------------------
@@ -359,8 +226,7 @@ def _read_summary(run_dir) -> dict:
 
 def run_configs(seeds=3, quick=False, **overrides) -> list:
     """[(folder name, method, TranslateConfig)] of the experiment, non-regularized first."""
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= 100:
-        raise ValueError(f"--seeds must be a whole number from 1 to 100, got {seeds!r}")
+    runner.whole_number(seeds, "--seeds", 1, 100)
     base = dataclasses.replace(TranslateConfig(), **{**(QUICK if quick else FULL),
                                                      **{k: v for k, v in overrides.items() if v is not None}})
     runs = []
@@ -373,45 +239,32 @@ def run_configs(seeds=3, quick=False, **overrides) -> list:
     return runs
 
 
-def _run_job(job):
-    """One run in a worker process (``--jobs``): its own corpus, its own log lines, one BLAS thread."""
-    name, cfg, out_dir, data_dir, device = job
-    corpus = load_data(data_dir)
-    return name, train_run(cfg, corpus, Path(out_dir) / name, log=lambda s: print(s, flush=True), device=device)
+def _run_one(name, job, in_worker, corpus=None):
+    """One run of the experiment (``runner.run_all``); in a worker process it loads its own corpus and
+    logs line by line."""
+    cfg, out_dir, data_dir, device, progress = job
+    corpus = corpus if corpus is not None else load_data(data_dir)
+    log = runner.worker_log if in_worker else print
+    return train_run(cfg, corpus, Path(out_dir) / name, log, progress and not in_worker, device)
 
 
 def run_translate(out_dir="runs/translate", seeds=3, quick=False, jobs=1, data_dir=None, device=None,
                   progress=True, log=print, **overrides) -> dict:
     """The whole experiment (module docstring). Returns {"rows", "table", "interrupted"}."""
-    out_dir = Path(out_dir)
-    if str(out_dir).strip() == "":
-        raise ValueError("--out is empty; name a folder, e.g. --out runs/translate")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise runfolder.RunFolderError(f"--out {out_dir} is a file, not a folder; choose another --out")
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= 64:
-        raise ValueError(f"--jobs must be a whole number from 1 to 64, got {jobs!r}")
+    out_dir = runner.check_out_dir(out_dir)
+    runner.whole_number(jobs, "--jobs", 1, 64)
     runs = run_configs(seeds, quick, **overrides)
     corpus = load_data(data_dir)
     _splits(corpus, runs[0][2])  # every split usable, before anything is written
     settings = {"data": corpus.name, "vocab_hash": parallel_vocab_hash(corpus), "quick": bool(quick),
                 "runs": {name: cfg.to_dict() for name, _, cfg in runs}}
-    _claim_experiment(out_dir, settings)
+    runner.claim_experiment(out_dir, settings, "translation")
     t0 = time.perf_counter()
     log(f"translation ({corpus.name}): {len(runs)} runs ({', '.join(METHODS)} x {seeds} seeds) into {out_dir}"
         + (f", {jobs} at a time" if jobs > 1 else ""))
-    summaries, interrupted = {}, False
-    todo = [(name, cfg) for name, _, cfg in runs]
-    if jobs > 1:
-        summaries, interrupted = _run_parallel(todo, out_dir, data_dir, device, jobs, log)
-    else:
-        try:
-            for name, cfg in todo:
-                summaries[name] = train_run(cfg, corpus, out_dir / name, log, progress, device)
-                if summaries[name].get("interrupted"):
-                    interrupted = True
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
+    todo = [(name, (cfg, str(out_dir), data_dir, device, progress)) for name, _, cfg in runs]
+    run_one = _run_one if jobs > 1 else functools.partial(_run_one, corpus=corpus)
+    summaries, interrupted = runner.run_all(todo, run_one, jobs, log)
     if interrupted:
         log("interrupted: run the same command again to continue where each run stopped")
         return {"interrupted": True}
@@ -434,65 +287,6 @@ def run_translate(out_dir="runs/translate", seeds=3, quick=False, jobs=1, data_d
     return {"interrupted": False, "rows": rows, "table": table, "out_dir": out_dir}
 
 
-def _claim_experiment(out_dir: Path, settings: dict) -> None:
-    """Create ``out_dir`` with its experiment.json, or check that an existing one ran the same settings."""
-    path = out_dir / "experiment.json"
-    if path.is_file():
-        try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise runfolder.RunFolderError(f"{path} is unreadable ({exc}); choose another --out") from exc
-        if saved != settings:
-            diff = sorted(k for k in settings if saved.get(k) != settings[k]) if isinstance(saved, dict) else ["all"]
-            raise runfolder.RunFolderError(
-                f"{out_dir} holds a translation experiment with other settings ({', '.join(diff)} differ); "
-                "run the same command as before to continue it, or choose another --out")
-        return
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        raise runfolder.RunFolderError(f"{out_dir} is not empty and holds no translation experiment; "
-                                       "choose another --out (nothing was changed)")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    runfolder.write_json(path, settings)
-
-
-def _run_parallel(todo, out_dir, data_dir, device, jobs, log):
-    """Runs in ``jobs`` worker processes, each with one BLAS thread; results as they finish."""
-    import concurrent.futures as cf
-    import multiprocessing as mp
-
-    summaries, interrupted = {}, False
-    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
-    os.environ.update({k: "1" for k in _THREAD_VARS})  # the workers start with one thread each
-    try:
-        with cf.ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(_run_job, (name, cfg, str(out_dir), data_dir, device)) for name, cfg in todo]
-            try:
-                for fut in cf.as_completed(futures):
-                    name, summary = fut.result()
-                    summaries[name] = summary
-                    interrupted |= bool(summary.get("interrupted"))
-            except KeyboardInterrupt:
-                interrupted = True
-                for fut in futures:
-                    fut.cancel()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return summaries, interrupted
-
-
-_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def _mean_sd(values):
-    a = np.asarray(values, dtype=float)
-    sd = float(a.std(ddof=1)) if len(a) > 1 else 0.0
-    return float(a.mean()), sd
-
-
 def results_table(result: dict) -> str:
     """The markdown table: ours (mean ± sd over seeds) beside the paper's Table 3."""
     beam = f"bleu_beam{BEAM}"
@@ -504,7 +298,7 @@ def results_table(result: dict) -> str:
             continue
         cell = {}
         for key, digits in (("train_ppl", 3), ("valid_ppl", 3), ("test_ppl", 3), ("bleu_greedy", 1), (beam, 1)):
-            mean, sd = _mean_sd([r[key] for r in rows])
+            mean, sd = runner.mean_sd([r[key] for r in rows])
             cell[key] = f"{mean:.{digits}f} ± {sd:.{digits}f}"
         epochs = ", ".join(f"{r['epochs']} ({r['best_epoch']})" for r in rows)
         paper = result["paper"][method]
