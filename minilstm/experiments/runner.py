@@ -107,12 +107,18 @@ def config_from_dict(cls, d, where, validate: Callable, what: str):
 # One run: Adam, gradient clipping, early stopping, resume
 # ---------------------------------------------------------------------------
 
-def stopped_early(history, patience) -> bool:
-    """True when the best validation perplexity is ``patience`` or more epochs old."""
+def best_index(history, select="valid_ppl", higher=False) -> int:
+    """The index of the best epoch of ``history``: the lowest ``select`` (the first of equals), or the
+    highest with ``higher`` (a frame accuracy, say)."""
+    pick = max if higher else min
+    return pick(range(len(history)), key=lambda k: history[k][select])
+
+
+def stopped_early(history, patience, select="valid_ppl", higher=False) -> bool:
+    """True when the best validation score (``select``; see best_index) is ``patience`` or more epochs old."""
     if not history:
         return False
-    best = min(range(len(history)), key=lambda k: history[k]["valid_ppl"])
-    return len(history) - 1 - best >= patience
+    return len(history) - 1 - best_index(history, select, higher) >= patience
 
 
 def resume_run(path: Path, model, cfg, data_hash: str):
@@ -141,7 +147,7 @@ def resume_run(path: Path, model, cfg, data_hash: str):
 
 
 def fit(run_dir, cfg, model, data_hash: str, meta: dict, epoch_batches: Callable, evaluate: Callable,
-        log=print, progress=False, on_step=None, unit="tokens"):
+        log=print, progress=False, on_step=None, unit="tokens", select="valid_ppl", higher=False):
     """Train ``model`` into ``run_dir`` until ``cfg.epochs`` or early stopping; returns the history, or
     None after a Ctrl-C (``last.npz`` then holds the step boundary reached).
 
@@ -150,6 +156,8 @@ def fit(run_dir, cfg, model, data_hash: str, meta: dict, epoch_batches: Callable
     evaluate(model) -> {"valid_ppl": float, ...}: what is logged and kept per epoch (dropout off).
     ``cfg`` needs epochs, patience, lr, max_grad_norm, seed and to_dict(). After each epoch
     ``last.npz`` is written, and ``best.npz`` when the validation perplexity is the lowest so far.
+    ``select``/``higher``: another score of ``evaluate`` to keep best.npz and stop early by (e.g.
+    "valid_acc", higher=True: the highest validation frame accuracy); the default is the perplexity.
     """
     run_dir = Path(run_dir)
     resume = (run_dir / "last.npz").is_file()
@@ -177,7 +185,7 @@ def fit(run_dir, cfg, model, data_hash: str, meta: dict, epoch_batches: Callable
 
     with StepGuard() as guard:
         try:
-            while prog.epoch <= cfg.epochs and not stopped_early(prog.history, cfg.patience):
+            while prog.epoch <= cfg.epochs and not stopped_early(prog.history, cfg.patience, select, higher):
                 batches = epoch_batches(np.random.default_rng([cfg.seed, prog.epoch]))
                 bar = epoch_bar(progress, len(batches), prog, cfg.epochs)
                 run_epoch(prog, batches[prog.chunk:], step, guard, cfg.max_grad_norm, bar, on_step)
@@ -195,7 +203,8 @@ def fit(run_dir, cfg, model, data_hash: str, meta: dict, epoch_batches: Callable
                     prog.epoch += 1
                     prog.reset_epoch()
                     save("last.npz")
-                    if row["valid_ppl"] <= min(r["valid_ppl"] for r in prog.history):
+                    scores_so_far = [r[select] for r in prog.history]
+                    if (row[select] >= max(scores_so_far)) if higher else (row[select] <= min(scores_so_far)):
                         save("best.npz")
                     runfolder.write_metrics(run_dir, prog.history)
         except KeyboardInterrupt:
@@ -214,9 +223,9 @@ def load_best(run_dir, model) -> None:
     model.params = {k: model.xp.asarray(v) for k, v in best.params.items()}
 
 
-def history_summary(cfg, history) -> dict:
+def history_summary(cfg, history, select="valid_ppl", higher=False) -> dict:
     """The fields every run's summary.json starts with: its config, epochs, the best epoch and its scores."""
-    best = min(range(len(history)), key=lambda k: history[k]["valid_ppl"])
+    best = best_index(history, select, higher)
     return {"config": cfg.to_dict(), "epochs": len(history), "best_epoch": best + 1,
             "train_time_s": sum(r["time_s"] for r in history),
             "valid_ppl": history[best]["valid_ppl"], "train_ppl": history[best]["train_ppl"]}
