@@ -4,6 +4,16 @@ Every op in minilstm is written once, against an array module ``xp`` that it
 takes from its own arguments (``xp = get_array_module(x)``), so the same line
 ``c = f * prev_c + i * g`` runs on the CPU (NumPy) or the GPU (CuPy).
 
+One idiom, two places it is asked:
+
+* code handed arrays (every op in minilstm/ops, the checks, the optimizers,
+  decoding) asks those arrays: ``xp = get_array_module(*arrays)``, never a
+  device name, a global, or an ``xp=`` argument of its own (the LSTM cell's
+  helpers take ``xp`` from their caller, which got it this way);
+* code that makes arrays from nothing (a model's weights, a zero state, token
+  batches for it) asks the model: ``model.xp``, set once from its device by
+  :func:`get_xp` when the model is built.
+
 CuPy is imported lazily, only when something asks for the GPU, so a CPU-only
 install never touches it. Asking for the GPU where CuPy is missing or no CUDA
 device is usable raises one :class:`GPUUnavailableError` that says how to fix it.

@@ -197,6 +197,7 @@ def save_checkpoint(path, params: dict, meta: dict, arrays: dict | None = None) 
     full_meta["array_shapes"] = {k[len(ARRAY_PREFIX):]: list(v.shape)
                                  for k, v in entries.items() if k.startswith(ARRAY_PREFIX)}
     entries[META_KEY] = _encode_meta(full_meta)
+    _check_loadable(path, entries, _config_dtype(full_meta))
 
     path.parent.mkdir(parents=True, exist_ok=True)
     # The temporary file must be in the SAME folder: os.replace is only atomic within
@@ -220,6 +221,25 @@ def save_checkpoint(path, params: dict, meta: dict, arrays: dict | None = None) 
     return path
 
 
+def _check_loadable(path: Path, entries: dict, config_dtype: str | None) -> None:
+    """Refuse to save what load_checkpoint would refuse (dtypes, sizes), before anything is written."""
+    for key, arr in entries.items():
+        refusal = None if key == META_KEY else _dtype_refusal(key, arr.dtype, config_dtype)
+        if refusal:
+            raise CheckpointError(f"cannot save {path}: {refusal}; load_checkpoint would refuse it. "
+                                  "Cast it first (e.g. .astype(np.float32)).")
+    if len(entries) > MAX_MEMBERS:
+        raise CheckpointError(f"cannot save {path}: {len(entries):,} arrays, more than the {MAX_MEMBERS:,} "
+                              "a checkpoint may hold")
+    if entries[META_KEY].size > MAX_META_BYTES:
+        raise CheckpointError(f"cannot save {path}: its metadata is {entries[META_KEY].size:,} bytes, more than "
+                              f"the {MAX_META_BYTES:,} load_checkpoint reads; store large data as arrays")
+    total = sum(arr.nbytes for arr in entries.values())
+    if total > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(f"cannot save {path}: {total:,} bytes of arrays, more than the "
+                              f"{MAX_CHECKPOINT_BYTES:,} load_checkpoint accepts")
+
+
 # --------------------------------------------------------------------------- loading
 
 
@@ -235,6 +255,29 @@ MAX_MEMBERS = 1024
 # The extra arrays train() stores (the carried LSTM state); any other is unexpected.
 KNOWN_ARRAYS = ("state_h", "state_c")
 _FLOAT_DTYPES = ("float32", "float64")
+
+
+def _config_dtype(meta) -> str | None:
+    """The dtype the metadata's config names ("float32"/"float64"), or None when it names none."""
+    config = meta.get("config") if isinstance(meta, Mapping) else None
+    dtype = config.get("dtype") if isinstance(config, Mapping) else None
+    return dtype if dtype in _FLOAT_DTYPES else None
+
+
+def _dtype_refusal(key: str, dtype: np.dtype, config_dtype: str | None) -> str | None:
+    """Why an entry of ``dtype`` cannot be in a checkpoint, or None: the one rule save and load share.
+
+    A parameter is float32 or float64, the dtype its config names if it names one; an extra
+    array (the carried state, a step counter) may also be bool or integer, never complex or text.
+    """
+    if key.startswith(ARRAY_PREFIX) and dtype.kind in "biuf":
+        return None
+    if dtype.name not in _FLOAT_DTYPES:
+        allowed = "float32/float64" if key.startswith(PARAM_PREFIX) else "bool, integer or float"
+        return f"entry {key!r} is {dtype}, not {allowed}"
+    if key.startswith(PARAM_PREFIX) and config_dtype is not None and dtype.name != config_dtype:
+        return f"entry {key!r} is {dtype}, but its config says {config_dtype}"
+    return None
 
 
 def _damaged(path: Path, why: str) -> CheckpointError:
@@ -358,23 +401,20 @@ def _read_members(zf, path: Path, size: int):
     missing = sorted(PARAM_PREFIX + n for n in shapes if PARAM_PREFIX + n not in by_key)
     if missing:
         raise _damaged(path, f"parameter entry {missing[0]!r} listed in its metadata is missing")
-    dtype = (meta.get("config") or {}).get("dtype") if isinstance(meta.get("config"), dict) else None
+    dtype = _config_dtype(meta)
 
     def array_check(key):
         def check(shp, dt):
-            if key.startswith(ARRAY_PREFIX) and dt.kind in "biuf":
+            refusal = _dtype_refusal(key, dt, dtype)
+            if refusal:
+                raise _damaged(path, refusal)
+            if key.startswith(ARRAY_PREFIX):
                 want = extra.get(key[len(ARRAY_PREFIX):]) if extra is not None else None
                 if want is not None and list(shp) != want:
                     raise _damaged(path, f"entry {key!r} is {list(shp)}, the metadata says {want}")
-                return
-            if dt.name not in _FLOAT_DTYPES:
-                raise _damaged(path, f"entry {key!r} is {dt}, not float32/float64")
-            if key.startswith(PARAM_PREFIX):
-                if list(shp) != shapes[key[len(PARAM_PREFIX):]]:
-                    raise _damaged(path, f"parameter shapes disagree with its metadata: {key!r} is "
-                                         f"{list(shp)}, the metadata says {shapes[key[len(PARAM_PREFIX):]]}")
-                if dtype in _FLOAT_DTYPES and dt.name != dtype:
-                    raise _damaged(path, f"entry {key!r} is {dt}, but its config says {dtype}")
+            elif list(shp) != shapes[key[len(PARAM_PREFIX):]]:
+                raise _damaged(path, f"parameter shapes disagree with its metadata: {key!r} is "
+                                     f"{list(shp)}, the metadata says {shapes[key[len(PARAM_PREFIX):]]}")
         return check
 
     arrays = {key: _read_member(zf, info, path, key, array_check(key)) for key, info in sorted(by_key.items())}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import get_array_module
+from .choices import DTYPES
 
 
 class ShapeError(ValueError):
@@ -42,12 +43,18 @@ def check_shape(name: str, a, expected: tuple, names: str = ""):
         raise ShapeError(f"{name} must have shape{spelled} = {tuple(expected)}, got {tuple(a.shape)}")
 
 
+# The dtypes the ops compute in (choices.DTYPES): float32 to train, float64 to check gradients. float16 is
+# refused, not half-supported: its 3 digits and its overflow at 65,504 would give wrong sums and infs.
+FLOAT_DTYPES = DTYPES
+
+
 def check_float(name: str, a, like=None):
-    """Floating dtype, and the same dtype as ``like`` when given (no silent float32/64 mixing)."""
+    """dtype float32 or float64, and the same dtype as ``like`` when given (no silent float32/64 mixing)."""
     check_array(name, a)
-    xp = get_array_module(a)
-    if not xp.issubdtype(a.dtype, xp.floating):
-        raise TypeError(f"{name} must be a floating-point array (float32 or float64), got dtype {a.dtype}")
+    if a.dtype.name not in FLOAT_DTYPES:
+        hint = "; cast it with .astype('float32')" if a.dtype.kind == "f" else ""
+        raise TypeError(f"{name} must be a floating-point array of dtype float32 or float64 (the ops compute "
+                        f"in those only), got dtype {a.dtype}{hint}")
     if like is not None and a.dtype != like.dtype:
         raise TypeError(
             f"{name} has dtype {a.dtype} but the weights are {like.dtype}; cast it with .astype({like.dtype})"
@@ -98,3 +105,96 @@ def check_tokens(name: str, tokens, vocab_size: int, shape: tuple | None = None,
         if lo < 0 or hi >= vocab_size:
             bad = lo if lo < 0 else hi
             raise IndexError(f"{name} holds token id {bad}, outside the vocabulary [0, {vocab_size})")
+
+
+def check_positive_int(name: str, value) -> int:
+    """A whole number >= 1 (a size: V, H, L), returned as an int. ``True`` and 2.5 are refused, not rounded.
+
+    A ValueError either way (a wrong type included), as the translation model's sizes: the command line
+    reports ValueErrors as messages.
+    """
+    # bool is a subclass of int in Python, but hidden_size=True is a mistake, not a size of 1.
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive whole number (an int), got {value!r}"[:200])
+    return int(value)
+
+
+# ----------------------------------------------------------------------------
+# The LSTM's arguments (minilstm/ops/lstm.py): the checks live here so that each
+# op reads as its algorithm. Shapes: N batch, T time, D input size, H hidden size.
+# ----------------------------------------------------------------------------
+
+def check_lstm_weights(Wx, Wh, b):
+    """Wx (D, 4H), Wh (H, 4H), b (4H,), all of one float dtype, nothing empty. Returns (D, H)."""
+    check_float("Wx", Wx)
+    D, H4 = Wx.shape if Wx.ndim == 2 else (None, None)
+    if Wx.ndim != 2 or H4 % 4:
+        raise ShapeError(f"Wx must have shape (D, 4H), got {tuple(Wx.shape)}")
+    H = H4 // 4
+    check_float("Wh", Wh, like=Wx)
+    check_shape("Wh", Wh, (H, 4 * H), "(H, 4H)")
+    check_float("b", b, like=Wx)
+    check_shape("b", b, (4 * H,), "(4H,)")
+    check_nonempty("Wx", Wx, "(D, 4H)")
+    return D, H
+
+
+def check_lstm_step_inputs(x, prev_h, prev_c, Wx, Wh, b):
+    """lstm_step_forward's arguments: x (N, D), prev_h and prev_c (N, H), the weights; all finite.
+    Returns (N, D, H)."""
+    D, H = check_lstm_weights(Wx, Wh, b)
+    check_float("x", x, like=Wx)
+    N = x.shape[0] if x.ndim == 2 else None
+    check_shape("x", x, (N, D), "(N, D)")
+    check_nonempty("x", x, "(N, D)")
+    for name, arr in (("prev_h", prev_h), ("prev_c", prev_c)):
+        check_float(name, arr, like=Wx)
+        check_shape(name, arr, (N, H), "(N, H)")
+    check_all_finite({"prev_h": prev_h, "prev_c": prev_c, "x": x, "Wx": Wx, "Wh": Wh, "b": b})
+    return N, D, H
+
+
+def check_lstm_step_grads(dnext_h, dnext_c, prev_h, prev_c):
+    """lstm_step_backward's upstream gradients: dnext_h, dnext_c (N, H) like the step's prev_h, prev_c."""
+    check_shape("dnext_h", dnext_h, prev_h.shape, "(N, H)")
+    check_shape("dnext_c", dnext_c, prev_c.shape, "(N, H)")
+    check_float("dnext_h", dnext_h, like=prev_h)
+    check_float("dnext_c", dnext_c, like=prev_c)
+    check_all_finite({"dnext_h": dnext_h, "dnext_c": dnext_c})
+
+
+def check_lstm_inputs(x, h0, Wx, Wh, b, c0=None, h_masks=None):
+    """lstm_forward's arguments: x (N, T, D), h0 (N, H), the weights, c0 (N, H) or None, h_masks
+    (N, T, H), (N, 1, H) or None; one float dtype, nothing empty, all finite. Returns (N, T, D, H)."""
+    D, H = check_lstm_weights(Wx, Wh, b)
+    check_float("x", x, like=Wx)
+    if x.ndim != 3:
+        check_shape("x", x, ("N", "T", D), "(N, T, D)")
+    N, T = x.shape[:2]
+    check_shape("x", x, (N, T, D), "(N, T, D)")
+    check_nonempty("x", x, "(N, T, D)")
+    check_float("h0", h0, like=Wx)
+    check_shape("h0", h0, (N, H), "(N, H)")
+    if c0 is not None:
+        check_float("c0", c0, like=Wx)
+        check_shape("c0", c0, (N, H), "(N, H)")
+    if h_masks is not None:
+        check_float("h_masks", h_masks, like=Wx)
+        if tuple(h_masks.shape) != (N, 1, H):  # one mask per sequence, or else one per step:
+            check_shape("h_masks", h_masks, (N, T, H), "(N, T, H) or (N, 1, H)")
+    # One host read for all of them (on a GPU each read waits for the device).
+    check_all_finite({"x": x, "h0": h0, "c0": c0, "Wx": Wx, "Wh": Wh, "b": b, "h_masks": h_masks})
+    return N, T, D, H
+
+
+def check_lstm_grads(dh, h, dh_final=None, dc_final=None):
+    """lstm_backward's upstream gradients: dh (N, T, H) like the forward's output h, and
+    dh_final, dc_final (N, H) or None; all finite."""
+    N, T, H = h.shape
+    check_shape("dh", dh, (N, T, H), "(N, T, H)")
+    check_float("dh", dh, like=h)
+    for name, g in (("dh_final", dh_final), ("dc_final", dc_final)):
+        if g is not None:
+            check_float(name, g, like=h)
+            check_shape(name, g, (N, H), "(N, H)")
+    check_all_finite({"dh": dh, "dh_final": dh_final, "dc_final": dc_final})

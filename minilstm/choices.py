@@ -32,4 +32,5 @@ BENCH_MODELS = ("lm", "translation")
 
 DTYPES = ("float32", "float64")
 
+# The three parts of every corpus (data/corpus.py, data/parallel.py, data/ptb.py's file names, eval --split).
 SPLITS = ("train", "valid", "test")

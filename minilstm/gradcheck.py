@@ -74,7 +74,31 @@ def _require_float64(name, x):
 def _step(h, order):
     if order not in _STEP:
         raise ValueError(f"order must be 2, 4 or 6, got {order}")
+    if h is not None and not (_number_in(h, 0, 1e300) and h > 0):  # any positive step: lesson 3 sweeps to 1
+        raise ValueError(f"the step h must be a positive finite number (default for order {order}: "
+                         f"{_STEP[order]}), got {h!r}"[:200])
     return _STEP[order] if h is None else h
+
+
+def _check_settings(h, order, tol, floor):
+    """What a check that gives a verdict needs: a small step, tol in (0, 1), a positive floor."""
+    h = _step(h, order)
+    if not 1e-12 <= h <= 0.1:
+        # Above 0.1 the stencil's points (up to 3h away) leave the region the gradient describes;
+        # below 1e-12, x + h rounds to x or nearly so and the difference is all rounding noise.
+        raise ValueError(f"the step h must be small: between 1e-12 and 0.1 (default for order {order}: "
+                         f"{_STEP[order]}), got {h!r}")
+    # A relative error is at most 1, so tol >= 1 would pass anything.
+    if not _number_in(tol, 1e-300, 1 - 1e-12):
+        raise ValueError(f"tol must be a positive number below 1 (default {DEFAULT_TOL}), got {tol!r}"[:200])
+    if not _number_in(floor, 1e-300, 1e300):
+        raise ValueError(f"floor must be a positive finite number (default {DEFAULT_FLOOR}), got {floor!r}"[:200])
+
+
+def _number_in(value, low, high) -> bool:
+    """A real number (not a bool), finite, in [low, high]."""
+    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+            and low <= value <= high)  # NaN fails both comparisons
 
 
 def _centred(f_at, h, order):
@@ -166,6 +190,7 @@ def check_array_gradient(f, x, analytic, name="x", h=DEFAULT_H, tol=DEFAULT_TOL,
     for large tensors, together with :func:`check_direction`).
     """
     _require_float64(name, x)
+    _check_settings(h, order, tol, floor)  # before the first evaluation
     if tuple(analytic.shape) != tuple(x.shape):
         raise ValueError(f"the gradient of {name} has shape {tuple(analytic.shape)}, expected {tuple(x.shape)}")
     analytic = to_host(analytic)
@@ -192,6 +217,7 @@ def check_direction(f, x, analytic, name="x", h=DEFAULT_H, tol=DEFAULT_TOL, floo
     Two evaluations of f however large x is, so every element takes part.
     """
     _require_float64(name, x)
+    _check_settings(h, order, tol, floor)
     xp = get_array_module(x)
     rng = rng if rng is not None else np.random.default_rng(0)
     v = rng.standard_normal(x.shape)
@@ -228,6 +254,7 @@ def check_op(forward, backward, inputs, grad_names, wrt=None, seed=0, h=DEFAULT_
 
     Returns a GradCheckReport.
     """
+    _check_settings(h, order, tol, floor)  # before any forward pass
     rng = np.random.default_rng(seed)
     first = _as_tuple(forward(**inputs))
     outs = first[:-1]
@@ -270,6 +297,7 @@ def check_model(model, tokens, targets, state=None, masks=None, names=None, seed
     rng = default_rng(seed, model.xp)
     _, cache, _ = model.forward(tokens, targets, state, train=True, rng=rng, masks=masks)
     masks = cache.masks  # the masks actually drawn: replay them
+    _check_settings(h, order, tol, floor)  # before any forward pass
     grads = {name: g.to_dense() if is_row_sparse(g) else g for name, g in model.backward(cache).items()}
 
     def f():

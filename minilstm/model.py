@@ -55,11 +55,10 @@ Shapes: N batch, T time, V vocabulary, H hidden (= embedding) size, L layers.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from .backend import default_rng
-from .checks import ShapeError, check_shape, check_tokens
+from .checks import NonFiniteError, ShapeError, check_positive_int, check_shape, check_tokens
 from .choices import DROPOUT_MODES  # noqa: F401  (the names this docstring explains; re-exported)
 from .ops.affine import affine_backward, affine_forward
 from .ops.embedding import embedding_backward, embedding_forward, is_row_sparse
@@ -138,9 +137,9 @@ class LSTMLanguageModel(StackedModel):
     def __init__(self, vocab_size, hidden_size=200, num_layers=2, dropout=0.0, dropout_mode="zaremba",
                  init_scale=0.1, dtype="float32", device=None, seed=0, reuse_buffers=False, tie_weights=False,
                  reuse_workspace=None, inplace_softmax=None, sparse_embedding_grad=None):
-        if int(vocab_size) < 1 or int(hidden_size) < 1 or int(num_layers) < 1:
-            raise ValueError("vocab_size, hidden_size and num_layers must be positive")
-        self.V, self.H, self.L = int(vocab_size), int(hidden_size), int(num_layers)
+        self.V, self.H, self.L = (check_positive_int("vocab_size", vocab_size),
+                                  check_positive_int("hidden_size", hidden_size),
+                                  check_positive_int("num_layers", num_layers))
         self.tie_weights = bool(tie_weights)
         # The L layers with D (minilstm/stack.py); the embedding (size H) is its input.
         self._build_stack(self.H, self.H, self.L, dropout, dropout_mode, init_scale, dtype, device, seed)
@@ -215,18 +214,19 @@ class LSTMLanguageModel(StackedModel):
         state = self._check_inputs(tokens, targets, state)
         scores, cache, new_state = self._body(tokens, state, train, rng, masks)
         # With reused buffers, the scores become the probabilities in place (they are not needed again).
-        loss, cache.softmax = softmax_cross_entropy_forward(scores, targets, overwrite_scores=self.inplace_softmax)
-        if not math.isfinite(loss):
-            raise FloatingPointError(
-                f"the loss is {loss}: training diverged. Lower the learning rate or the clipping norm, "
-                "or check the data")
+        try:
+            loss, cache.softmax = softmax_cross_entropy_forward(scores, targets,
+                                                                overwrite_scores=self.inplace_softmax)
+        except NonFiniteError as exc:  # the weights and tokens were finite, so the scores overflowed
+            raise NonFiniteError("the loss is not finite: training diverged (the scores overflowed to inf or "
+                                 "NaN). Lower the learning rate or the clipping norm, or check the data") from exc
         return loss, cache, new_state
 
     def log_probs(self, tokens, state=None):
         """Evaluation-mode log-probabilities of the next word. Returns ((N, T, V), new_state)."""
         state = self._check_inputs(tokens, None, state)
         scores, _, new_state = self._body(tokens, state, False, None, None)
-        return log_softmax(scores, self.xp), new_state
+        return log_softmax(scores), new_state
 
     # --------------------------------------------------------------- backward
     def backward(self, cache: ModelCache, dloss=1.0):

@@ -8,6 +8,8 @@ repetitive text), > 1 flattens it (more surprising, more mistakes).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .backend import to_host
@@ -19,8 +21,11 @@ def sample(model, vocab, length=50, temperature=1.0, prime="", rng=None, stop_at
 
     rng: a NumPy generator (seeded by the caller) for the draws.
     """
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
+        raise ValueError(f"length must be a whole number of words, 0 or more, got {length!r}"[:200])
+    if (isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.integer, np.floating))
+            or not math.isfinite(temperature) or temperature <= 0):  # NaN would pass a plain `<= 0`
+        raise ValueError(f"temperature must be a positive finite number, got {temperature!r}"[:200])
     rng = rng if rng is not None else np.random.default_rng(0)
     word_to_id = {w: i for i, w in enumerate(vocab)}
     words = prime.split()

@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backend import default_rng, get_array_module, get_xp, resolve_device
-from .choices import DROPOUT_MODES, PER_SEQUENCE_MODES, RECURRENT_MASK_MODES
+from .checks import check_positive_int
+from .choices import DROPOUT_MODES, DTYPES, PER_SEQUENCE_MODES, RECURRENT_MASK_MODES
 from .ops.dropout import dropout_backward, dropout_forward, dropout_mask
 from .ops.lstm import lstm_backward, lstm_forward
 
@@ -64,7 +65,9 @@ class LSTMStack:
             raise ValueError(f"dropout_mode must be one of {DROPOUT_MODES}, got {dropout_mode!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self.D, self.H, self.L = int(input_size), int(hidden_size), int(num_layers)
+        self.D, self.H, self.L = (check_positive_int("input_size", input_size),
+                                  check_positive_int("hidden_size", hidden_size),
+                                  check_positive_int("num_layers", num_layers))
         self.dropout = float(dropout)
         self.dropout_mode = dropout_mode
         self.dtype = dtype
@@ -211,9 +214,12 @@ class StackedModel:
         """The set-up every stacked model shares: dtype, device, the stack, and the model's own dropout
         generator (seed + 1; the weights are drawn from ``seed`` by init_params)."""
         self.init_scale = float(init_scale)
-        self.dtype = np.dtype(dtype)
-        if self.dtype.kind != "f":
-            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            self.dtype = None
+        if self.dtype is None or self.dtype.name not in DTYPES:  # the ops compute in these only (checks.py)
+            raise TypeError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         self.device = resolve_device(device)
         self.xp = get_xp(self.device)
         self.seed = seed

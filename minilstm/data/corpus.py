@@ -24,7 +24,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-SPLITS = ("train", "valid", "test")
+from ..choices import SPLITS  # noqa: F401  (the split names, defined once; re-exported as data.corpus.SPLITS)
 
 
 class DataError(ValueError):

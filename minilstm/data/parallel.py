@@ -128,10 +128,10 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from ..choices import SPLITS  # the split names, defined once (also re-exported here)
 from .corpus import DataError, decode, vocab_hash
 
 SEP, EOS, UNK = "<sep>", "<eos>", "<unk>"
-SPLITS = ("train", "valid", "test")
 FILES = {split: (f"{split}.src", f"{split}.tgt") for split in SPLITS}
 MAX_SENTENCE_TOKENS = 200        # longer lines in user data are refused: one would dominate a padded batch
 MIN_WORDS, MAX_WORDS = 4, 12     # English sentence length of the built-in corpus

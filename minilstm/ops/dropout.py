@@ -23,8 +23,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..backend import get_array_module
-from ..checks import check_all_finite, check_array, check_shape
+from ..checks import FLOAT_DTYPES, check_all_finite, check_array, check_float, check_shape
 
 
 @dataclass
@@ -34,10 +36,20 @@ class DropoutCache:
     mask: object
 
 
+def _dtype_name(dtype):
+    """'float32' for np.float32, np.dtype('float32') or 'float32'; None for what is no dtype."""
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        return None
+
+
 def dropout_mask(shape, p, rng, dtype):
     """Draw an inverted-dropout mask: 1/(1-p) with probability 1-p, else 0."""
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability p must be in [0, 1), got {p}")
+    if _dtype_name(dtype) not in FLOAT_DTYPES:  # as every op: float32 or float64 (checks.py)
+        raise TypeError(f"dropout_mask's dtype must be float32 or float64, got {dtype!r}")
     ### BEGIN SOLUTION [dropout:operator] (hint: keep each unit with probability 1 - p: rng.random(shape,
     ###     dtype=dtype) is uniform between 0 and 1, so compare it with 1 - p; turn the booleans into dtype and
     ###     scale the kept ones by 1 / (1 - p) (inverted dropout: E[mask] = 1))
@@ -75,6 +87,7 @@ def dropout_forward(x, p, train=True, rng=None, mask=None):
     Returns (out, cache); cache.mask is the mask used (None in eval or p = 0),
     of x's shape (a per-sequence mask appears as its broadcast view).
     """
+    check_float("x", x)  # float32 or float64, as every op (in evaluation too: D is then the identity)
     if train and mask is not None:  # a given mask must be usable: NaN in it would pass silently into x
         check_array("mask", mask)
         check_all_finite({"mask": mask})

@@ -15,8 +15,12 @@ The four gates sit side by side along the last axis in the order i, f, o, g,
 so ``a[:, :H]`` is i, ``a[:, H:2H]`` f, ``a[:, 2H:3H]`` o and ``a[:, 3H:]`` g.
 That layout is written once, in :func:`split_gates` (and mirrored by the CUDA
 kernels in ops/cuda_kernels.py, which index the same (N, 4H) block).
-The function names and signatures follow CS231n's ``rnn_layers.py`` so course
-material written for it works unchanged.
+The function names, argument order and gate order follow CS231n's
+``rnn_layers.py``, and three of the four functions return what CS231n's do.
+The fourth, :func:`lstm_backward`, returns one value more, dc0 (the gradient
+on the initial cell state, which a model whose state is computed needs): six
+values, (dx, dh0, dWx, dWh, db, dc0), where CS231n's returns five, so code
+written for CS231n takes ``lstm_backward(dh, cache)[:5]``.
 
 Shapes: N batch, T time, D input size, H hidden size.
 """
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..backend import get_array_module
-from ..checks import check_all_finite, check_finite, check_float, check_nonempty, check_shape
+from ..checks import check_lstm_grads, check_lstm_inputs, check_lstm_step_grads, check_lstm_step_inputs
 from . import cuda_kernels
 from .dropout import broadcast_over_time
 
@@ -113,20 +117,6 @@ def cell_backward(dh, dc, gates, prev_c, tanh_c, dgates, xp):
     ### END SOLUTION
 
 
-def _check_weights(Wx, Wh, b):
-    check_float("Wx", Wx)
-    D, H4 = Wx.shape if Wx.ndim == 2 else (None, None)
-    if Wx.ndim != 2 or H4 % 4:
-        raise ValueError(f"Wx must have shape (D, 4H), got {tuple(Wx.shape)}")
-    H = H4 // 4
-    check_float("Wh", Wh, like=Wx)
-    check_shape("Wh", Wh, (H, 4 * H), "(H, 4H)")
-    check_float("b", b, like=Wx)
-    check_shape("b", b, (4 * H,), "(4H,)")
-    check_nonempty("Wx", Wx, "(D, 4H)")
-    return D, H
-
-
 # ----------------------------------------------------------------------------
 # One step
 # ----------------------------------------------------------------------------
@@ -157,15 +147,7 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
     Returns (next_h (N, H), next_c (N, H), cache).
     """
     xp = get_array_module(x, Wx)
-    D, H = _check_weights(Wx, Wh, b)
-    check_float("x", x, like=Wx)
-    N = x.shape[0] if x.ndim == 2 else None
-    check_shape("x", x, (N, D), "(N, D)")
-    check_nonempty("x", x, "(N, D)")
-    for name, arr in (("prev_h", prev_h), ("prev_c", prev_c)):
-        check_float(name, arr, like=Wx)
-        check_shape(name, arr, (N, H), "(N, H)")
-    check_all_finite({"prev_h": prev_h, "prev_c": prev_c, "x": x, "Wx": Wx, "Wh": Wh, "b": b})
+    N, D, H = check_lstm_step_inputs(x, prev_h, prev_c, Wx, Wh, b)  # shapes, dtypes, NaN (minilstm/checks.py)
 
     ### BEGIN SOLUTION [lstm:step] (hint: a = x Wx + prev_h Wh + b is one (N, 4H) block; activate_gates_(a,
     ###     H, xp) squashes it in place; allocate next_c, tanh_c, next_h and let cell_forward fill them;
@@ -187,11 +169,7 @@ def lstm_step_backward(dnext_h, dnext_c, cache: LSTMStepCache):
     Returns (dx (N, D), dprev_h (N, H), dprev_c (N, H), dWx (D, 4H), dWh (H, 4H), db (4H,)).
     """
     xp = get_array_module(dnext_h)
-    check_shape("dnext_h", dnext_h, cache.prev_h.shape, "(N, H)")
-    check_shape("dnext_c", dnext_c, cache.prev_c.shape, "(N, H)")
-    check_float("dnext_h", dnext_h, like=cache.prev_h)
-    check_float("dnext_c", dnext_c, like=cache.prev_c)
-    check_all_finite({"dnext_h": dnext_h, "dnext_c": dnext_c})
+    check_lstm_step_grads(dnext_h, dnext_c, cache.prev_h, cache.prev_c)
     ### BEGIN SOLUTION [lstm:step] (hint: cell_backward fills da (N, 4H), the gradient on the
     ###     pre-activations, and returns dprev_c; then a = x Wx + prev_h Wh + b is affine: dx = da Wx^T, dWx =
     ###     x^T da, the same for prev_h and Wh, db = da summed over the batch)
@@ -267,26 +245,11 @@ def lstm_forward(x, h0, Wx, Wh, b, c0=None, h_masks=None):
     loop; only the small h_{t-1} Wh product stays inside it.
     """
     xp = get_array_module(x, Wx)
-    D, H = _check_weights(Wx, Wh, b)
-    check_float("x", x, like=Wx)
-    if x.ndim != 3:
-        check_shape("x", x, ("N", "T", D), "(N, T, D)")
-    N, T = x.shape[:2]
-    check_shape("x", x, (N, T, D), "(N, T, D)")
-    check_nonempty("x", x, "(N, T, D)")
-    check_float("h0", h0, like=Wx)
-    check_shape("h0", h0, (N, H), "(N, H)")
+    N, T, D, H = check_lstm_inputs(x, h0, Wx, Wh, b, c0, h_masks)  # shapes, dtypes, NaN (minilstm/checks.py)
     if c0 is None:
-        c0 = xp.zeros_like(h0)
-    check_float("c0", c0, like=Wx)
-    check_shape("c0", c0, (N, H), "(N, H)")
-    if h_masks is not None:
-        check_float("h_masks", h_masks, like=Wx)
-    # One host read for all of them (on a GPU each read waits for the device).
-    check_all_finite({"x": x, "h0": h0, "c0": c0, "Wx": Wx, "Wh": Wh, "b": b, "h_masks": h_masks})
+        c0 = xp.zeros_like(h0)  # an empty memory to start from
     if h_masks is not None:
         h_masks = broadcast_over_time(h_masks, (N, T, H))  # (N, 1, H): the same mask at every step
-        check_shape("h_masks", h_masks, (N, T, H), "(N, T, H) or (N, 1, H)")
 
     ### BEGIN SOLUTION [lstm:sequence_forward] (hint: fill gates (N, T, 4H), h, c, tanh_c (N, T, H) and h_in
     ###     (the masked h_{t-1}, or None) for the cache below. x_t Wx + b for all T steps is one product; then
@@ -323,18 +286,13 @@ def lstm_backward(dh, cache: LSTMCache, dh_final=None, dc_final=None):
     Inputs: dh (N, T, H), the upstream gradient on every h_t; the cache;
       optionally dh_final / dc_final (N, H), gradients on the final state
       (zero in truncated BPTT, where the graph stops at the chunk boundary).
-    Returns (dx (N, T, D), dh0 (N, H), dWx (D, 4H), dWh (H, 4H), db (4H,), dc0 (N, H)).
+    Returns (dx (N, T, D), dh0 (N, H), dWx (D, 4H), dWh (H, 4H), db (4H,), dc0 (N, H)):
+    CS231n's five values in CS231n's order, then dc0 (module docstring).
     """
     xp = get_array_module(dh)
     N, T, H = cache.h.shape
     D = cache.x.shape[2]
-    check_shape("dh", dh, (N, T, H), "(N, T, H)")
-    check_float("dh", dh, like=cache.h)
-    for name, g in (("dh_final", dh_final), ("dc_final", dc_final)):
-        if g is not None:
-            check_float(name, g, like=cache.h)
-            check_shape(name, g, (N, H), "(N, H)")
-    check_all_finite({"dh": dh, "dh_final": dh_final, "dc_final": dc_final})
+    check_lstm_grads(dh, cache.h, dh_final, dc_final)  # shapes, dtypes, NaN (minilstm/checks.py)
     ### BEGIN SOLUTION [lstm:sequence_backward] (hint: walk t from T-1 down to 0: h_t gets dh[:, t] plus the
     ###     gradient sent back by step t+1 (start from dh_final, dc_final or zeros); cell_backward gives da
     ###     for step t and the gradient on c_{t-1}; the gradient on h_{t-1} is da Wh^T (times h_masks[:, t] if

@@ -28,12 +28,14 @@ Shapes: N batch, T time, V vocabulary.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..backend import get_array_module
-from ..checks import ShapeError, check_all_finite, check_float, check_nonempty, check_shape, check_tokens
+from ..checks import (NonFiniteError, ShapeError, check_all_finite, check_float, check_nonempty, check_shape,
+                      check_tokens)
 from . import cuda_kernels
 
 
@@ -48,17 +50,20 @@ class SoftmaxCache:
     weights: object = None
 
 
-def log_softmax(scores, xp=None):
-    """log p = s - max(s) - log(sum(exp(s - max(s)))) along the last axis.
+def log_softmax(scores):
+    """log p = s - max(s) - log(sum(exp(s - max(s)))) along the last axis.  scores (..., V) -> (..., V).
 
     Subtracting the row maximum first keeps exp() from overflowing; it does not
     change the result because softmax is invariant to adding a constant.
     """
-    xp = xp or get_array_module(scores)
+    xp = get_array_module(scores)
     shifted = scores - scores.max(axis=-1, keepdims=True)
     return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
 
 
+# A NaN or inf score is reported once, by the check on the loss (softmax_cross_entropy_forward), not as
+# NumPy's RuntimeWarnings on the way (inf - inf in the shift, overflow of a huge score's difference).
+@np.errstate(invalid="ignore", over="ignore")
 def _softmax_nll_(probs, y, nll):
     """Scores probs (M, V) become probabilities in place; nll (M,) receives -log p[y] of every row."""
     xp = get_array_module(probs)
@@ -102,6 +107,11 @@ def softmax_cross_entropy_forward(scores, y, normalizer=None, overwrite_scores=F
         weights = weights.reshape(-1)
     if normalizer is None:
         normalizer = scores.shape[0]
+    elif (isinstance(normalizer, bool) or not isinstance(normalizer, (int, float, np.integer, np.floating))
+          or not math.isfinite(normalizer) or normalizer <= 0):
+        # The loss is divided by it: 0 gives inf, a negative one a loss that training would push up.
+        raise ValueError(f"normalizer must be a positive finite number (None: the batch size N; 1: the summed "
+                         f"NLL), got {normalizer!r}"[:200])
     probs = scores.reshape(-1, V) if overwrite_scores else scores.reshape(-1, V).copy()  # (M, V)
     yy = y.reshape(-1)
     nll = xp.empty(probs.shape[0], dtype=probs.dtype)  # (M,): -log p[y] of every row
@@ -113,6 +123,12 @@ def softmax_cross_entropy_forward(scores, y, normalizer=None, overwrite_scores=F
         nll *= weights  # an uncounted token (weight 0) adds nothing
         ### END SOLUTION
     loss = float(nll.sum()) / normalizer
+    # One check on the sum, not on every score: a NaN or inf anywhere in scores reaches the loss (a NaN
+    # row gives a NaN -log p; an inf score an inf - inf), so the (N*T, V) scores are never scanned.
+    if not math.isfinite(loss):
+        raise NonFiniteError(f"the loss is {loss}: scores holds NaN or inf (or gives a target probability 0); "
+                             "check the weights and inputs of the layer that made them, or lower the "
+                             "learning rate if training diverged")
     return loss, SoftmaxCache(probs, yy, normalizer, tuple(scores.shape), weights)
 
 
