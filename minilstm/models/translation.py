@@ -175,7 +175,7 @@ class TranslationModel(StackedModel):
         h = xp.stack([lc.h[rows, at] for lc in cache.lstms])  # (L, N, H): the state right after <sep>
         c = xp.stack([lc.c[rows, at] for lc in cache.lstms])
         scores, _ = affine_forward(top[rows, at], self.params["out.W"], self.params["out.b"])  # (N, Vt)
-        return (h, c), log_softmax(scores, xp)
+        return (h, c), log_softmax(scores)
 
     def step(self, prev_tokens, state):
         """Feed the target words just emitted, prev_tokens (N,), from state; returns (state, (N, Vt) log-probs)."""
@@ -184,7 +184,7 @@ class TranslationModel(StackedModel):
         x, _ = embedding_forward(inputs, self.params["embed.W"])
         top, _, new_state = self.stack.forward(x, state, self.params, False, None)
         scores, _ = affine_forward(top[:, 0], self.params["out.W"], self.params["out.b"])
-        return new_state, log_softmax(scores, xp)
+        return new_state, log_softmax(scores)
 
     def host_params(self):
         return {k: to_host(v) for k, v in self.params.items()}
