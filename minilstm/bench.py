@@ -63,6 +63,7 @@ from pathlib import Path
 import numpy as np
 
 from .choices import BENCH_MODELS, DEVICES
+from .cliargs import int_arg, path_arg
 from .config import CONFIGS, get_config
 from .optim import clip_global_norm_, sgd_step_
 from .training import build_model
@@ -493,6 +494,7 @@ def load_against(spec: str, workdir):
                            "that holds minilstm/, or git:REV for a revision of this checkout")
     if AGAINST_MODULE in sys.modules:
         raise AgainstError("another minilstm is already loaded in this process: compare against one per run")
+    _probe_import(spec, root)
     loaded = importlib.util.spec_from_file_location(AGAINST_MODULE, pkg / "__init__.py",
                                                     submodule_search_locations=[str(pkg)])
     module = importlib.util.module_from_spec(loaded)
@@ -505,6 +507,27 @@ def load_against(spec: str, workdir):
         raise AgainstError(f"--against {spec}: could not import that minilstm ({type(exc).__name__}: {exc})") from exc
     version = getattr(module, "__version__", "?")
     return (*parts, f"{label} (minilstm {version})")
+
+
+# An import of the other minilstm that takes longer than this is stuck (a lock, a prompt, a network wait).
+AGAINST_IMPORT_TIMEOUT_S = 120
+
+
+def _probe_import(spec, root) -> None:
+    """Import the other minilstm once in a child process, with a time limit, before importing it here:
+    an import that blocks would otherwise hang this process for good (nothing can interrupt it)."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import minilstm.training, minilstm.config, minilstm.optim; "
+            "assert minilstm.__file__.startswith(sys.argv[1]), minilstm.__file__")
+    try:
+        probe = subprocess.run([sys.executable, "-c", code, str(Path(root).resolve())], capture_output=True,
+                               timeout=AGAINST_IMPORT_TIMEOUT_S, check=False, cwd=str(root), stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise AgainstError(f"--against {spec}: importing that minilstm did not finish within "
+                           f"{AGAINST_IMPORT_TIMEOUT_S} s (it blocks at import); compare against another "
+                           "revision") from None
+    if probe.returncode != 0:
+        why = probe.stderr.decode(errors="replace").strip().splitlines()
+        raise AgainstError(f"--against {spec}: could not import that minilstm ({why[-1] if why else 'no reason given'})")
 
 
 def unload_against():
@@ -537,8 +560,14 @@ def _extract_revision(rev: str, workdir):
 
 def against_fn(parts, name, batch, device="cpu"):
     """The other minilstm's training step on the same recipe (its own definition of it) and batch."""
-    training, config, optim, _ = parts
-    return train_fns(config.get_config(name), batch, device, training, optim)[0]
+    training, config, optim, label = parts
+    try:
+        cfg = config.get_config(name)
+        return train_fns(cfg, batch, device, training, optim)[0]
+    except Exception as exc:  # another version: any failure is a one-line error, not a traceback
+        why = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        raise AgainstError(f"--against {label}: that minilstm cannot build the '{name}' recipe ({why}); "
+                           f"compare with a recipe both versions have, e.g. --configs small") from None
 
 
 def against_translation_fn(parts, overrides, corpus, batch, device="cpu"):
@@ -638,8 +667,9 @@ def run(configs=("small", "medium"), repeats=5, with_torch=False, classroom=True
     results["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     log(f"peak memory (max RSS of this process): {results['peak_rss_mib']:.0f} MiB")
     if out:
-        with open(out, "w") as fh:
-            json.dump(results, fh, indent=2)
+        from . import atomic
+
+        atomic.write_json(out, results)  # whole or not at all
         log(f"wrote {out}")
     return results
 
@@ -674,20 +704,17 @@ def main(argv=None):
                         "in target words/s; or both")
     p.add_argument("--configs", nargs="+", choices=list(CONFIGS),
                    help="language-model recipes to time (default: small medium), any of minilstm/config.py's")
-    p.add_argument("--rounds", type=int, default=5, help="rounds of turns (default 5); figures are medians over them")
-    p.add_argument("--repeats", type=int, default=5, help="timed calls per turn (default 5), after one warm-up")
+    p.add_argument("--rounds", type=int_arg(1, 10_000), default=5, help="rounds of turns (default 5); figures are medians over them")
+    p.add_argument("--repeats", type=int_arg(1, 10_000), default=5, help="timed calls per turn (default 5), after one warm-up")
     p.add_argument("--torch", action="store_true", help="also time PyTorch's nn.LSTM (if installed)")
     p.add_argument("--no-classroom", action="store_true", help="skip the slow per-step float64 baseline")
-    p.add_argument("--out", default="bench.json", help="JSON file for the figures (default bench.json)")
+    p.add_argument("--out", type=path_arg, default="bench.json", help="JSON file for the figures (default bench.json)")
     p.add_argument("--device", choices=DEVICES, default="cpu",
                    help="gpu: time minilstm on CuPy (and PyTorch on CUDA with --torch)")
     p.add_argument("--against", metavar="SRC",
                    help="also time another minilstm's training step in the same turns: a folder holding its "
                         "minilstm/ package, or git:REV (a revision of this checkout); reports speed_vs_against")
     args = p.parse_args(argv)
-    for flag, value in (("--rounds", args.rounds), ("--repeats", args.repeats)):
-        if value < 1:
-            p.error(f"{flag} must be at least 1, got {value}")
     if args.configs is not None and "lm" not in args.model:
         p.error("--configs names language-model recipes, but --model does not include lm; add it (--model lm "
                 f"{' '.join(args.model)}) or leave --configs out")
@@ -696,16 +723,49 @@ def main(argv=None):
     from .backend import GPUUnavailableError
 
     try:
+        check_out(args.out)  # before minutes of timing, not after
         with tempfile.TemporaryDirectory(prefix="minilstm-against-") as workdir:
             against = load_against(args.against, workdir) if args.against else None
             run(args.configs or ["small", "medium"], args.repeats, args.torch, not args.no_classroom, args.out,
                 device=args.device, rounds=args.rounds, against=against, models=args.model)
-    except (GPUUnavailableError, AgainstError) as exc:
-        print(f"minilstm bench: {exc}", file=sys.stderr)
+    except (GPUUnavailableError, AgainstError, OutError) as exc:
+        print(f"minilstm bench: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): cli.main ends quietly
+    except OSError as exc:  # the --out file could not be written after all (disk full, permissions)
+        print(f"minilstm bench: error: cannot write --out {args.out}: {exc.strerror or exc}; choose another --out",
+              file=sys.stderr)
+        return 1
     finally:
         unload_against()
     return 0
+
+
+class OutError(ValueError):
+    """--out names a place the results could not be written to."""
+
+
+def check_out(out) -> None:
+    """Refuse an --out the results could not be written to (a folder, a missing or read-only folder)."""
+    import os
+
+    path = Path(out)
+    folder = path.parent
+    if path.is_dir():
+        raise OutError(f"--out {out} is a folder; give a file name, e.g. --out {path / 'bench.json'}")
+    if not folder.is_dir():
+        raise OutError(f"--out {out}: the folder {folder} does not exist; create it or choose another --out")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutError(f"--out {out}: the folder {folder} is not writable; choose another --out")
+
+
+def add_cli(sub):
+    """Register ``minilstm bench`` (cli.py forwards its arguments to main(), which has its own parser)."""
+    b = sub.add_parser("bench", help="measure training/eval speed against the GEMM ceiling (and PyTorch)",
+                       add_help=False, description="See `minilstm bench --help`.")
+    b.add_argument("rest", nargs=argparse.REMAINDER)
+    b.set_defaults(func=lambda args: main(args.rest))
 
 
 if __name__ == "__main__":

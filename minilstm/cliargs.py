@@ -60,3 +60,9 @@ def add_device_flags(p, device=True):
         p.add_argument("--device", choices=DEVICES, default=None,
                        help="cpu (NumPy) or gpu (CuPy); default $MINILSTM_DEVICE or cpu")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_data_dir_flag(p):
+    """--data-dir, where the Penn Treebank files are (every command that reads the corpus)."""
+    p.add_argument("--data-dir", type=path_arg, help="folder with ptb.{train,valid,test}.txt (default: $MINILSTM_DATA, "
+                                                     "else ~/.cache/minilstm/ptb, downloaded there if missing)")

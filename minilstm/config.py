@@ -196,6 +196,16 @@ def validate(cfg: Config, where: str = "config") -> None:
                          f"below 1 it would grow every epoch), got {cfg.lr_decay}")
     if cfg.init_scale > 10:
         raise ValueError(f"{where}: init_scale = {cfg.init_scale} is far too large (the paper uses 0.04-0.1)")
+    # The schedule must stay a usable number to the end, and one epoch past it (a checkpoint records that
+    # epoch's rate): lr_decay ** epochs can overflow, or divide lr down to 0.
+    try:
+        last = cfg.lr_at(cfg.epochs + 1)
+    except OverflowError:
+        last = 0.0
+    if not last >= 2.2250738585072014e-308:  # the smallest normal float64
+        raise ValueError(f"{where}: lr_decay = {cfg.lr_decay:g} divides the learning rate {cfg.lr:g} down to zero "
+                         f"within the {cfg.epochs} epochs (after max_epoch {cfg.max_epoch}); use a smaller lr_decay, "
+                         "fewer epochs or a larger max_epoch")
     if cfg.dtype not in DTYPES:
         raise ValueError(f"{where}: dtype must be one of {', '.join(DTYPES)}, got {cfg.dtype!r}")
 

@@ -306,12 +306,13 @@ def _plot_grad_norm(ax, runs: list[_Run]) -> None:
 # --------------------------------------------------------------------------- the figure
 
 
-def plot_runs(run_dirs, out_path=None) -> Path:
+def plot_runs(run_dirs, out_path=None, force=False) -> Path:
     """Draw the curves of one or several run folders into one PNG; returns its path.
 
     run_dirs: run folders, or compare folders standing for the runs inside them (``run_folders``).
-    out_path default: ``<run>/curves.png`` for one run, ``<first run>/compare.png`` for several,
-    ``<folder>/compare.png`` for one compare folder.
+    out_path default: ``<run>/curves.png`` for one run, ``<folder>/compare.png`` for one compare
+    folder, and ``compare.png`` in the current folder for several folders (it belongs to none of them).
+    An existing file is replaced only if minilstm drew it (``check_figure_path``), or with ``force``.
     Runs may have different numbers of epochs; a run with a single epoch is drawn as points.
     """
     if isinstance(run_dirs, (str, os.PathLike)):
@@ -329,9 +330,17 @@ def plot_runs(run_dirs, out_path=None) -> Path:
             run.label += " (no finished epoch yet)"
 
     if out_path is None:
-        folder = given[0] if len(given) == 1 and dirs[0] != given[0] else dirs[0]
-        out_path = folder / ("curves.png" if len(dirs) == 1 else "compare.png")
+        if len(given) > 1:
+            # Several folders: the figure belongs to none of them, so it goes where the user is.
+            out_path = Path("compare.png")
+        else:
+            folder = given[0] if dirs[0] != given[0] else dirs[0]
+            out_path = folder / ("curves.png" if len(dirs) == 1 else "compare.png")
+        default = True
+    else:
+        default = False
     out_path = Path(out_path)
+    check_figure_path(out_path, force, default)
 
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -361,10 +370,46 @@ def plot_runs(run_dirs, out_path=None) -> Path:
     return out_path
 
 
+# Written into every figure's PNG metadata ("Software"), so a later run knows the file is its own to replace.
+FIGURE_MARK = "minilstm"
+
+
 def save_figure(fig, path, dpi=100) -> Path:
     """Write ``fig`` as a PNG at ``path``: to a temporary file renamed over it, so an image viewer
-    never shows a half-written file and a failed write leaves the old one whole."""
+    never shows a half-written file and a failed write leaves the old one whole. The PNG carries
+    FIGURE_MARK, which ``drawn_by_minilstm`` recognises."""
     path = Path(path)
     with atomic.replacing(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
+        fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": f"{FIGURE_MARK} (matplotlib)"})
     return path
+
+
+def drawn_by_minilstm(path) -> bool:
+    """True if ``path`` is a PNG whose metadata says minilstm drew it (``save_figure``)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)  # the text chunks come before the image data
+    except OSError:
+        return False
+    return head.startswith(b"\x89PNG\r\n\x1a\n") and b"Software\x00" + FIGURE_MARK.encode() in head
+
+
+def check_figure_path(path, force=False, default=False) -> None:
+    """Refuse to draw over what is not a figure of ours: a checkpoint, a results file, a user's image.
+
+    The name must end in .png (the figure is a PNG, and a name like ``best.npz`` is always a
+    mistake). An existing file is replaced only if minilstm drew it, or if it is the default figure
+    of a run folder (curves.png, compare.png: written by train before figures were marked), or with
+    ``force``; a folder never.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"-o {path} is a folder; give a file name ending in .png, e.g. {path / 'curves.png'}")
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"-o {path}: the figure is a PNG image; give a file name ending in .png")
+    if force or not (path.exists() or path.is_symlink()) or drawn_by_minilstm(path):
+        return
+    if default and path.name in ("curves.png", "compare.png") and path.read_bytes()[:4] == b"\x89PNG":
+        return
+    raise ValueError(f"{path} already exists and minilstm did not draw it; choose another -o, or pass --force "
+                     "to replace it")

@@ -38,7 +38,12 @@ def _stale_temporaries(out_dir: Path) -> list:
 
 
 def check_run_folder(out_dir: Path, resume: bool, force: bool) -> tuple[list, list]:
-    """Refuse to overwrite another run. Returns (run files --force replaces, stale temporaries); changes nothing."""
+    """Refuse to overwrite another run. Returns (run files --force replaces, stale temporaries); changes nothing.
+
+    Everything ``claim_run_folder`` will do is checked here, first: a --force that could not remove
+    every file it lists (one of them a folder, a folder we may not write to) is refused before any
+    file is removed, so a failed --force never leaves half a run behind.
+    """
     if out_dir.exists() and not out_dir.is_dir():
         raise RunFolderError(f"--out {out_dir} is a file, not a folder; choose another --out")
     if not out_dir.is_dir():
@@ -49,7 +54,7 @@ def check_run_folder(out_dir: Path, resume: bool, force: bool) -> tuple[list, li
         return [], []
     try:
         stale = _stale_temporaries(out_dir)
-        present = [f for f in RUN_FILES if (out_dir / f).exists()]
+        present = [f for f in RUN_FILES if (out_dir / f).exists() or (out_dir / f).is_symlink()]
     except OSError as exc:
         raise RunFolderError(f"cannot read the run folder {out_dir}: {exc.strerror}") from exc
     if resume:
@@ -57,11 +62,42 @@ def check_run_folder(out_dir: Path, resume: bool, force: bool) -> tuple[list, li
             raise CheckpointError(f"--resume: no checkpoint {out_dir / 'last.npz'}; start without --resume"
                                   + (f" (the folder holds {', '.join(present)}: choose another --out, or "
                                      "--force to replace them)" if present else ""))
+        _check_removable(out_dir, stale)
+        return [], stale
+    if present == ["config.json"] and is_own_config(out_dir / "config.json"):
+        # A run stopped before it finished its first epoch: config.json is all it wrote, and a new
+        # start rewrites it. Nothing is lost, so no --force is needed (lab and compare rely on it).
+        _check_removable(out_dir, [out_dir / "config.json", *stale])
         return [], stale
     if present and not force:
         raise RunFolderError(f"{out_dir} already holds a run ({', '.join(present)}); pass --resume to "
                              "continue it, choose another --out, or pass --force to replace those files")
+    _check_removable(out_dir, [out_dir / f for f in present] + stale)
     return present, stale
+
+
+def is_own_config(path: Path) -> bool:
+    """True if ``path`` is a config.json that ``train`` wrote (a JSON object with its label and vocab_hash)."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"label", "vocab_hash", "name"} <= set(data)
+
+
+def _check_removable(out_dir: Path, paths: list) -> None:
+    """Refuse before removing anything if one of ``paths`` could not be removed (or written again)."""
+    import os
+
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            raise RunFolderError(f"cannot replace {path}: it is a folder, not a file of a run; move it away "
+                                 "or choose another --out (nothing was removed)")
+    if paths and not os.access(out_dir, os.W_OK | os.X_OK):
+        raise RunFolderError(f"cannot replace the files in {out_dir}: the folder is not writable; fix its "
+                             "permissions (chmod u+w) or choose another --out (nothing was removed)")
 
 
 def claim_run_folder(out_dir: Path, replaced: list, stale: list, log) -> None:
@@ -120,3 +156,67 @@ def where_and_next(out_dir, history: list) -> str:
             f"next:  minilstm plot {run}      # the training curves\n"
             f"       minilstm eval {run}      # perplexity of best.npz\n"
             f"       minilstm sample {run}    # text from best.npz")
+
+
+# --------------------------------------------------------------------------- reading: which checkpoint a folder means
+
+
+def _best_valid(run: Path):
+    """(lowest validation perplexity of ``run``, None) or (None, why it cannot be read).
+
+    Every epoch's valid_ppl must be a number and not NaN (inf is a number: a diverged run, ranked
+    last); a run with a damaged metrics.jsonl is never picked as "the best" by accident.
+    """
+    import math
+
+    from .plots import epoch_rows, read_metrics
+
+    try:
+        rows = epoch_rows(read_metrics(run))
+    except (OSError, ValueError) as exc:
+        return None, " ".join(str(exc).split())
+    if not rows:
+        return None, "no finished epoch in its metrics.jsonl"
+    for row in rows:
+        value = row.get("valid_ppl")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            return None, f"its metrics.jsonl has valid_ppl {json.dumps(value)} at epoch {row['epoch']}"
+    return min(row["valid_ppl"] for row in rows), None
+
+
+def checkpoint_in(path: str, log) -> str:
+    """``path`` if it is a file, else the checkpoint of the run folder it names: best.npz (else
+    last.npz); in a folder of runs (runs/tiny), that of the run with the lowest validation
+    perplexity, never one whose metrics cannot be read (those are named). Says with ``log`` which
+    file it took."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return path
+
+    def checkpoint(d):
+        return next((d / n for n in ("best.npz", "last.npz") if (d / n).is_file()), None)
+
+    if checkpoint(folder):
+        chosen, why = checkpoint(folder), ""
+    else:
+        runs = [d for d in sorted(folder.iterdir()) if d.is_dir() and checkpoint(d)]
+        if not runs:
+            raise CheckpointError(f"{folder} holds no checkpoint (best.npz or last.npz): give a .npz file or a run "
+                                  "folder that `minilstm train --out DIR` wrote")
+        ranked, unreadable = [], []
+        for d in runs:
+            best, problem = _best_valid(d)
+            (ranked.append((best, d.name, d)) if problem is None else unreadable.append(f"{d.name}: {problem}"))
+        if not ranked:
+            raise CheckpointError(f"cannot choose the best run in {folder}: no run there has a readable validation "
+                                  f"perplexity ({'; '.join(unreadable)}); name a checkpoint, e.g. "
+                                  f"{shlex.quote(str(checkpoint(runs[0])))}")
+        best, _, run = min(ranked)
+        chosen = checkpoint(run)
+        why = (f"; of the {len(runs)} runs in {folder} ({', '.join(d.name for d in runs)}), {run.name} has the lowest "
+               f"validation perplexity ({best:.2f}); name a run folder to choose another") if len(runs) > 1 else ""
+        if unreadable:
+            log(f"skipped (unreadable, never picked as the best): {'; '.join(unreadable)}")
+    reason = "the best validation perplexity" if chosen.name == "best.npz" else "no best.npz yet"
+    log(f"using {chosen} ({reason}{why})")
+    return str(chosen)

@@ -33,6 +33,7 @@ the torn state: the last checkpoint stays as it was.
 from __future__ import annotations
 
 import math
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +116,11 @@ def evaluate_ensemble(models, ids, batch_size=1, num_steps=20, progress=False):
     """
     if not models:
         raise ValueError("evaluate_ensemble needs at least one model")
+    sizes = [getattr(m, "V", None) for m in models]
+    if len(set(sizes)) > 1:  # their distributions are over different words: an average would mean nothing
+        raise ValueError(f"the models predict over vocabularies of different sizes ({', '.join(f'{v:,}' for v in sizes)}"
+                         " words): an ensemble averages one vocabulary's distributions; use models trained on the "
+                         "same corpus")
     ### BEGIN DUPLICATE [training:evaluate]
     xp = models[0].xp
     chunks, n = _eval_chunks(ids, batch_size, num_steps, xp)
@@ -172,6 +178,48 @@ def build_model(cfg: Config, vocab_size: int, device=None) -> LSTMLanguageModel:
     return LSTMLanguageModel(vocab_size, cfg.hidden_size, cfg.num_layers, dropout=cfg.dropout,
                              dropout_mode=cfg.dropout_mode, init_scale=cfg.init_scale, dtype=cfg.dtype,
                              device=device, seed=cfg.seed, reuse_buffers=True, tie_weights=cfg.tie_weights)
+
+
+# What a resumed run may change: only how long it trains (the epochs still to come follow the same
+# schedule). Any other setting would make it a different run than the one its checkpoint began.
+RESUMABLE = ("epochs",)
+
+
+class ResumeMismatch(ValueError):
+    """Settings asked of a resumed run that contradict the run's saved ones.
+
+    ``conflicts``: [(field, asked value, saved value)], so a caller can name its own flags."""
+
+    def __init__(self, out_dir, conflicts):
+        self.out_dir, self.conflicts = out_dir, conflicts
+        said = "; ".join(f"{f} {a} was asked, the run has {s}" for f, a, s in conflicts)
+        super().__init__(f"cannot resume {out_dir} with other settings ({said}): a resumed run keeps its own; "
+                         "leave them out to continue it, or start a new run in another folder")
+
+
+def resumed_config(saved: Config, config, overrides: dict, out_dir, finished: int = 0) -> Config:
+    """The config of a resumed run: ``saved``, with only the RESUMABLE fields taken from what was asked
+    (``config``: a name, a Config or None; ``overrides``: fields). ``finished``: epochs already done."""
+    import dataclasses
+
+    asked = {}
+    if isinstance(config, Config):
+        asked.update(config.to_dict())
+    elif config is not None and config != saved.name:
+        asked["name"] = config
+    asked.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = sorted(set(asked) - set(saved.to_dict()))
+    if unknown:
+        raise ValueError(f"unknown config field(s) {', '.join(unknown)}; the fields are {', '.join(saved.to_dict())}")
+    conflicts = [(k, v, getattr(saved, k)) for k, v in asked.items() if k not in RESUMABLE and v != getattr(saved, k)]
+    if conflicts:
+        raise ResumeMismatch(out_dir, conflicts)
+    cfg = dataclasses.replace(saved, **{k: asked[k] for k in RESUMABLE if k in asked})
+    validate(cfg)
+    if cfg.epochs < finished:
+        raise ValueError(f"--epochs {cfg.epochs}: the run in {out_dir} has finished {finished} epochs already; "
+                         f"resume with --epochs {finished} or more (more trains longer)")
+    return cfg
 
 
 def _save(out_dir, name, model, cfg, corpus_hash, prog, state, extra_meta=None):
@@ -250,41 +298,50 @@ def train_epoch(run: EpochLoop, guard: StepGuard, progress=False, on_step=None) 
 
 
 def train(config: Config | str | None = None, out_dir=None, resume=False, data_dir=None, device=None,
-          progress=True, corpus=None, on_step=None, evaluate_test=True, log=print, force=False,
+          progress=True, corpus=None, on_step=None, evaluate_test=True, log=print, force=False, again=None,
           **overrides) -> TrainResult:
     """Train a language model; the same as ``minilstm train``.
 
     config: a Config, a config name ("tiny", "small", "medium", "large") or None for "tiny";
     overrides: any Config field, e.g. ``hidden_size=400, dropout=0.5``;
     out_dir: run folder for checkpoints, metrics.jsonl, config.json and plots (None: keep nothing);
-    resume: continue from ``out_dir/last.npz``;
+    resume: continue from ``out_dir/last.npz``, with the run's saved settings: ``config`` and
+      ``overrides`` may only repeat them, or change what RESUMABLE names (a longer run); anything
+      else raises ResumeMismatch, naming each setting and its saved value;
     force: start afresh in an ``out_dir`` that holds another run, replacing its files (listed);
       without it (and without resume) such a folder is refused, so nothing saved is overwritten;
     corpus: a ready Corpus (else loaded from ``config.dataset``);
-    on_step(info): called after every SGD step (tests use it to interrupt a run).
+    on_step(info): called after every SGD step (tests use it to interrupt a run);
+    again: the command that continues the run, printed after a Ctrl-C (default: train --resume --out).
     Ctrl-C stops at the end of the step in progress and saves ``last.npz``, so ``--resume``
     continues exactly where it stopped.
     """
-    if isinstance(config, Config):
+    out_dir = Path(out_dir) if out_dir is not None else None
+    if resume and out_dir is None:
+        raise ValueError("resume=True needs out_dir, the run folder to continue")
+    again = again or f"minilstm train --resume --out {shlex.quote(str(out_dir))}"
+    if resume:
+        cfg = None  # the run's own, read from its checkpoint below
+    elif isinstance(config, Config):
         cfg = Config(**{**config.to_dict(), **{k: v for k, v in overrides.items() if v is not None}})
         validate(cfg)
     else:
         cfg = get_config(config or "tiny", **overrides)
-    out_dir = Path(out_dir) if out_dir is not None else None
-    if resume and out_dir is None:
-        raise ValueError("resume=True needs out_dir, the run folder to continue")
     if out_dir is not None:
         replaced, stale = runfolder.check_run_folder(out_dir, resume, force)
-    if corpus is None:
-        corpus = load_corpus(cfg.dataset, data_dir=data_dir)
-    chash = vocab_hash(corpus.vocab)
     ck = None
     if resume and out_dir is not None:
         ck = load_checkpoint(out_dir / "last.npz")
-        saved_cfg = _saved_config(ck.meta, out_dir / "last.npz")
-        if saved_cfg != cfg and not isinstance(config, Config) and not overrides:
-            cfg = saved_cfg  # resuming by folder alone: take the run's own config
-        check_compatible(ck.meta, chash)
+        # The run's own settings, always: what was asked may only extend it (RESUMABLE), never change it.
+        cfg = resumed_config(_saved_config(ck.meta, out_dir / "last.npz"), config, overrides, out_dir,
+                             finished=len(ck.meta.get("history") or []))
+    if corpus is None:
+        corpus = load_corpus(cfg.dataset, data_dir=data_dir)
+    chash = vocab_hash(corpus.vocab)
+    if ck is not None and ck.meta.get("vocab_hash") not in (None, chash):
+        raise CheckpointError(f"{out_dir / 'last.npz'} was trained on a different vocabulary than the "
+                              f"{corpus.name} corpus {'in ' + str(data_dir) + ' ' if data_dir else ''}has; resume "
+                              "it with the data it was trained on (the same --data-dir as its first run)")
     check_memory(cfg, len(corpus.vocab))
     train_ids = corpus.train[:cfg.train_tokens] if cfg.train_tokens else corpus.train
     _check_splits(corpus, cfg, train_ids, evaluate_test)
@@ -294,11 +351,14 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
     state = None
 
     if ck is not None:
-        check_compatible(ck.meta, chash, {k: v.shape for k, v in model.params.items()})
+        _check_shapes(ck.meta, model, out_dir / "last.npz")
         _check_params(ck, model, out_dir / "last.npz")
         model.params = {k: xp.asarray(v) for k, v in ck.params.items()}
         prog, state = _resume_point(ck, model, cfg, out_dir / "last.npz")
-        log(f"resuming {out_dir} at epoch {prog.epoch}, chunk {prog.chunk} (step {prog.step})")
+        if prog.epoch > cfg.epochs:
+            log(f"{out_dir} finished all {cfg.epochs} epochs already (to train longer, resume with a larger --epochs)")
+        else:
+            log(f"resuming {out_dir} at epoch {prog.epoch}, chunk {prog.chunk} (step {prog.step})")
     if out_dir is not None:  # every check passed: only now is anything written
         runfolder.claim_run_folder(out_dir, replaced, stale, log)
         runfolder.write_json(out_dir / "config.json", {**cfg.to_dict(), "label": _label(cfg), "vocab_hash": chash,
@@ -342,13 +402,13 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
                 # Stopped in the middle of a step (a second Ctrl-C, or no signal handler could be
                 # installed): that state is half-updated, so it is not saved.
                 log(f"\ninterrupted in the middle of a step: nothing saved, {out_dir / 'last.npz'} is as it was "
-                    f"(if present); continue with: minilstm train --out {out_dir} --resume")
+                    f"(if present); continue with: {again}")
             else:
                 with guard.hold():
                     _save(out_dir, "last.npz", model, cfg, chash, prog, run.state)
                     runfolder.write_metrics(out_dir, prog.history)
                 log(f"\ninterrupted: saved {out_dir / 'last.npz'} at epoch {prog.epoch}, chunk {prog.chunk}; "
-                    f"continue with: minilstm train --out {out_dir} --resume")
+                    f"continue with: {again}")
             return result
         except OSError as exc:  # disk full, permissions changed under us...
             raise RunFolderError(f"could not write to the run folder {out_dir}: {exc.strerror or exc}"
@@ -448,11 +508,23 @@ def load_model(path, device=None, corpus_hash=None) -> tuple[LSTMLanguageModel, 
                               "the file is inconsistent. Use another checkpoint or retrain.")
     check_memory(cfg, V)
     model = build_model(cfg, V, device)
-    check_compatible(ck.meta, corpus_hash, {k: v.shape for k, v in model.params.items()})
+    check_compatible(ck.meta, corpus_hash)
+    _check_shapes(ck.meta, model, path)
     _check_params(ck, model, path)
     xp = get_xp(model.device)
     model.params = {k: xp.asarray(v) for k, v in ck.params.items()}
     return model, ck.meta
+
+
+def _check_shapes(meta, model, path) -> None:
+    """The stored weights' shapes against the model the file's own config builds. A mismatch means a
+    damaged or edited file (nothing a user can fix by a flag): say which file, and what to use instead."""
+    try:
+        check_compatible(meta, None, {k: v.shape for k, v in model.params.items()})
+    except CheckpointError as exc:
+        what = str(exc).split(": the checkpoint")[0].split(". It was")[0]
+        raise CheckpointError(f"{path}: {what}, which its own config does not build: the file is damaged or was "
+                              "edited. Use another checkpoint (best.npz or last.npz) or retrain") from None
 
 
 # Far above any word-level vocabulary (PTB has 10,000); a larger claim is a damaged file.

@@ -50,6 +50,14 @@ def trained(corpora, tmp_path_factory):
     run = tmp_path_factory.mktemp("trained") / "run"
     train("tiny", out_dir=run, corpus=corpora["builtin"], progress=False, log=lambda *a: None, hidden_size=8,
           num_layers=1, num_steps=10, batch_size=8, epochs=1, eval_batch_size=4, evaluate_test=False)
+    # A model of another vocabulary size (50 words), for an ensemble that cannot be averaged.
+    small = corpora["builtin"]
+    v50 = Corpus(name="builtin", vocab=small.vocab[:50], train=small.train % 50, valid=small.valid % 50,
+                 test=small.test % 50, entropy=None, description="50 words")
+    other = run.parent / "v50"
+    train("tiny", out_dir=other, corpus=v50, progress=False, log=lambda *a: None, hidden_size=8, num_layers=1,
+          num_steps=10, batch_size=8, epochs=1, eval_batch_size=4, evaluate_test=False, train_tokens=800)
+    (run / "v50.npz").write_bytes((other / "last.npz").read_bytes())
     return run / "last.npz"
 
 
@@ -91,6 +99,24 @@ def world_dir(tmp_path_factory, trained):
     (tmp_path / "dirs").mkdir()
     for name in ("ptb.train.txt", "ptb.valid.txt", "ptb.test.txt"):
         (tmp_path / "dirs" / name).mkdir()
+    # --force onto a run whose best.npz is a folder: it cannot be removed, so nothing may be removed.
+    (tmp_path / "forcedir").mkdir()
+    for name in ("config.json", "metrics.jsonl"):
+        (tmp_path / "forcedir" / name).write_bytes(trained.with_name(name).read_bytes())
+    (tmp_path / "forcedir" / "best.npz").mkdir()
+    (tmp_path / "picture.png").write_bytes(b"\x89PNG\r\n\x1a\n a picture of mine")
+    # Folders of runs whose validation perplexities cannot be read: never "the best run".
+    for run, value in (("a", "NaN"), ("b", '"12.5"')):
+        (tmp_path / "unreadable" / run).mkdir(parents=True)
+        (tmp_path / "unreadable" / run / "best.npz").write_bytes(trained.read_bytes())
+        (tmp_path / "unreadable" / run / "metrics.jsonl").write_text(
+            '{"event": "epoch", "epoch": 1, "valid_ppl": %s}\n' % value)
+    (tmp_path / "v50.npz").write_bytes(trained.with_name("v50.npz").read_bytes())
+    # A lab folder with the user's own lab.md, and one with a damaged summary.json.
+    (tmp_path / "labmine").mkdir()
+    (tmp_path / "labmine" / "lab.md").write_text("# my notes on the lab\n")
+    (tmp_path / "labbad" / "none").mkdir(parents=True)
+    (tmp_path / "labbad" / "none" / "summary.json").write_text('{"valid_ppl": 12.0, "epochs": [')
     (tmp_path / "garbage.npz").write_bytes(os.urandom(300))
     if hasattr(os, "mkfifo"):
         os.mkfifo(tmp_path / "fifo.npz")
@@ -177,6 +203,32 @@ CASES = [
     ("no-chunk", "train --no-compare --batch 600 --hidden 8 --out {d}/n", ERROR, "too few for one chunk"),
     ("train-tokens-few", "train --no-compare --train-tokens 10 --hidden 8 --out {d}/n", ERROR,
      "training split has 10 tokens.*--train-tokens"),
+    # --- train: nothing lost, nothing silently changed (issue 22)
+    ("force-cannot-remove", "train --no-compare --force --out {d}/forcedir --hidden 8", ERROR,
+     r"cannot replace .*best.npz: it is a folder.*nothing was removed"),
+    ("resume-other-hidden", "train --no-compare --resume --out {d}/run --hidden 9", ERROR,
+     r"--hidden 9 contradicts the run's saved --hidden 8.*only --epochs may grow.*minilstm train --resume --out"),
+    ("resume-other-tokens", "train --no-compare --resume --out {d}/run --train-tokens 8000", ERROR,
+     r"--train-tokens 8000 contradicts the run's saved --train-tokens 0"),
+    ("resume-other-config", "train --no-compare --resume --out {d}/run --config small", ERROR,
+     r"--config small contradicts the run's saved --config tiny"),
+    ("lr-decay-overflow", "train --no-compare --lr-decay 1e300 --max-epoch 1 --out {d}/n", ERROR,
+     r"--lr-decay = 1e\+300 divides the learning rate 1 down to zero.*smaller --lr-decay"),
+    ("lr-decay-underflow", "train --no-compare --lr 1e-300 --lr-decay 1e5 --max-epoch 1 --epochs 3 --out {d}/n",
+     ERROR, "down to zero within the 3 epochs"),
+    # --- plot: never over a file it did not draw
+    ("plot-over-checkpoint", "plot {d}/run -o {d}/run/last.npz", ERROR, "give a file name ending in .png"),
+    ("plot-over-picture", "plot {d}/run -o {d}/picture.png", ERROR, "minilstm did not draw it.*--force"),
+    ("plot-onto-folder", "plot {d}/run -o {d}/empty", ERROR, "is a folder"),
+    # --- lab
+    ("lab-user-md", "lab --out {d}/labmine --dataset builtin --runs none --no-progress", ERROR,
+     r"labmine/lab.md exists and the lab did not write it.*--force"),
+    ("lab-bad-summary", "lab --out {d}/labbad --dataset builtin --runs none --hidden 4 --no-progress", ERROR,
+     r"labbad/none/summary.json is not a readable run summary \(not valid JSON"),
+    ("lab-out-empty-hidden", "lab --out {d}/n --hidden 0", USAGE, "--hidden: must be at least 1"),
+    # --- bench: its --out checked before minutes of timing
+    ("bench-out-folder", "bench --configs tiny --out {d}/empty", USAGE, "--out .*empty is a folder"),
+    ("bench-out-nowhere", "bench --configs tiny --out {d}/nowhere/b.json", USAGE, "the folder .*nowhere does not exist"),
     # --- data folders
     ("data-empty", "train --dataset ptb --no-compare --data-dir {d}/empty --out {d}/n", ERROR,
      "lacks ptb.train.txt, ptb.valid.txt, ptb.test.txt"),
@@ -205,6 +257,12 @@ CASES = [
     ("eval-nan-meta", "eval {d}/nanmeta.npz", ERROR, "lr must be a finite number"),
     ("eval-vocab-size", "eval {d}/vocab.npz", ERROR, "vocab_size 1099511627776 is not a whole number"),
     ("eval-other-vocab", "eval {d}/good.npz --dataset ptb", ERROR, "different vocabulary"),
+    ("eval-unreadable-runs", "eval {d}/unreadable", ERROR,
+     r"no run there has a readable validation perplexity \(a: .*valid_ppl NaN at epoch 1; b: .*valid_ppl \"12.5\""),
+    ("eval-split-typo", "eval --split tset {d}/good.npz", USAGE, "'tset' is neither a split"),
+    ("eval-split-nothing", "eval --split test", ERROR, "name a checkpoint or a run folder"),
+    ("eval-ensemble-vocab", "eval {d}/good.npz {d}/v50.npz", ERROR,
+     "different vocabularies .*v50.npz: 50 words"),
     # --- sample
     ("sample-other-vocab", "sample {d}/good.npz --dataset ptb", ERROR, "another vocabulary"),
     ("sample-temp-zero", "sample {d}/good.npz --temperature 0", USAGE, "--temperature: must be above 0"),

@@ -225,3 +225,44 @@ def test_threads_follow_the_blas_variables(monkeypatch):
     assert bench._threads() == 1
     monkeypatch.delenv("OPENBLAS_NUM_THREADS")
     assert bench._threads() == min(3, cores)
+
+
+# --- issue 22: --against failures and --out are one line, and an import that blocks cannot hang us ----------
+
+def _fake_minilstm(root, init="", config="def get_config(name):\n    raise KeyError(name)\n"):
+    pkg = root / "minilstm"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(init)
+    (pkg / "training.py").write_text("def build_model(*a, **k):\n    raise RuntimeError('no')\n")
+    (pkg / "config.py").write_text(config)
+    (pkg / "optim.py").write_text("")
+    return root
+
+
+def test_against_a_version_without_the_recipe_is_one_line(tmp_path, capsys):
+    src = _fake_minilstm(tmp_path / "old")
+    out = tmp_path / "b.json"
+    assert bench.main(["--configs", "tiny", "--rounds", "1", "--repeats", "1", "--no-classroom", "--against",
+                       str(src), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("minilstm bench: error: --against ")
+    assert "cannot build the 'tiny' recipe (KeyError: 'tiny')" in err and not out.exists()
+    assert bench.AGAINST_MODULE not in sys.modules
+
+
+def test_against_a_version_whose_import_blocks_times_out(tmp_path, capsys, monkeypatch):
+    src = _fake_minilstm(tmp_path / "stuck", init="import time\ntime.sleep(60)\n")
+    monkeypatch.setattr(bench, "AGAINST_IMPORT_TIMEOUT_S", 3)
+    assert bench.main(["--configs", "tiny", "--against", str(src), "--out", str(tmp_path / "b.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "did not finish within 3 s (it blocks at import)" in err
+
+
+def test_out_that_cannot_be_written_is_refused_before_timing(tmp_path, capsys, monkeypatch):
+    timed = []
+    monkeypatch.setattr(bench, "run", lambda *a, **k: timed.append(1))
+    for out, says in ((tmp_path, "is a folder"), (tmp_path / "no" / "b.json", "does not exist")):
+        assert bench.main(["--configs", "tiny", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and says in err
+    assert not timed

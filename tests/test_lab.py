@@ -64,3 +64,51 @@ def test_lab_resumes_where_it_stopped(tmp_path, capsys):
     # Another setting in the same folder is refused rather than mixed with (or overwriting) these runs.
     with pytest.raises(ValueError, match="another setting"):
         run_lab(out, ("none",), **{**TINY, "hidden": 5}, progress=False, log=logs.append)
+
+
+def test_lab_never_overwrites_a_lab_md_of_the_users(tmp_path, capsys):
+    out = tmp_path / "lab"
+    out.mkdir()
+    (out / "lab.md").write_text("# my own notes\n")
+    argv = ["lab", "--out", str(out), "--runs", "none", "--dataset", "builtin", "--hidden", "4", "--epochs", "1",
+            "--train-tokens", "600", "--eval-batch", "50", "--no-progress"]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "lab.md exists and the lab did not write it" in err and "--force" in err
+    assert (out / "lab.md").read_text() == "# my own notes\n" and not (out / "none").exists()
+    assert cli.main(argv + ["--force"]) == 0
+    capsys.readouterr()
+    assert (out / "lab.md").read_text().startswith("<!-- written by `minilstm lab`")
+    assert cli.main(argv) == 0  # its own lab.md is replaced without --force
+    text = capsys.readouterr().out
+    assert "\n| run |" in text and "<!--" not in text  # the table, without the marker
+
+
+def test_lab_killed_in_a_first_epoch_continues_and_says_how(tmp_path):
+    """kill -9 before a run's first epoch ends leaves only its config.json: running the lab again starts that
+    run afresh (it used to refuse: 'already holds a run'); after Ctrl-C the lab prints the command to continue."""
+    out = tmp_path / "lab"
+
+    def stop(info):
+        raise KeyboardInterrupt
+
+    logs = []
+    res = run_lab(out, ("none",), **TINY, progress=False, log=logs.append, on_step=stop, again="minilstm lab --x")
+    assert res["interrupted"] and "continue where it stopped with: minilstm lab --x" in logs[-2]
+    for name in ("last.npz", "metrics.jsonl"):  # as if killed (kill -9): nothing saved but config.json
+        (out / "none" / name).unlink()
+    assert sorted(p.name for p in (out / "none").iterdir()) == ["config.json"]
+    res = run_lab(out, ("none",), **TINY, progress=False, log=logs.append)
+    assert not res["interrupted"] and [r["run"] for r in res["rows"]] == ["none"]
+
+
+def test_lab_with_a_damaged_summary_is_one_line_naming_the_file(tmp_path, capsys):
+    run = tmp_path / "lab" / "none"
+    run.mkdir(parents=True)
+    for text, says in (('{"valid_ppl": 1', "not valid JSON"), ("[]", "not a JSON object"),
+                       ('{"valid_ppl": "x", "test_ppl": 1, "train_time_s": 1}', "valid_ppl is missing or not")):
+        (run / "summary.json").write_text(text)
+        assert cli.main(["lab", "--out", str(tmp_path / "lab"), "--runs", "none", "--dataset", "builtin",
+                         "--no-progress"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and f"{run / 'summary.json'} is not a readable run summary" in err and says in err

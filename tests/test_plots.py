@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -38,14 +39,20 @@ def _assert_png(path, min_bytes=10_000):
     assert min_bytes < len(data) < 5_000_000
 
 
-def test_two_runs_of_different_lengths(tmp_path):
+def test_two_runs_of_different_lengths(tmp_path, monkeypatch):
     a = _make_run(tmp_path / "no-dropout", 8, overfit=True, test_ppl=300.0,
                   config={"label": "no dropout", "name": "tiny", "dropout": 0.0, "max_grad_norm": 5.0})
     b = _make_run(tmp_path / "dropout", 5, config={"name": "tiny 2x128 dropout 0.5", "dropout": 0.5})
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
     out = plot_runs([a, b])
-    assert out == a / "compare.png"
-    _assert_png(out)
+    # Several runs: the figure belongs to none of them, so it goes where the user is, not into a/.
+    assert out == Path("compare.png") and (here / "compare.png").is_file()
+    assert not (a / "compare.png").exists()
+    _assert_png(here / "compare.png")
     assert not list(tmp_path.rglob("*.tmp"))
+    assert plot_runs([a, b]) == Path("compare.png")  # its own figure is replaced without --force
 
     explicit = plot_runs([str(a), str(b)], tmp_path / "figs" / "both.png")
     assert explicit == tmp_path / "figs" / "both.png"
@@ -89,3 +96,26 @@ def test_run_without_finished_epoch(tmp_path):
     (run / "metrics.jsonl").write_text(json.dumps({"event": "step", "step": 1, "loss": 6.0}) + "\n")
     with pytest.raises(NotARunFolderError, match="no finished epoch"):
         plot_runs([run])
+
+
+def test_plot_never_draws_over_a_file_it_did_not_draw(tmp_path, capsys):
+    """`plot RUN -o RUN/best.npz` once wrote a PNG over the checkpoint: now a name that is not .png, a
+    folder, or any existing file that minilstm did not draw is refused (one line), --force aside."""
+    from minilstm import cli
+
+    run = _make_run(tmp_path / "run", 3)
+    (run / "best.npz").write_bytes(b"the checkpoint")
+    (run / "mine.png").write_bytes(PNG_MAGIC + b"my own picture")
+    for target, says in ((run / "best.npz", "ending in .png"), (run / "mine.png", "minilstm did not draw it"),
+                         (tmp_path, "is a folder")):
+        assert cli.main(["plot", str(run), "-o", str(target)]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("minilstm plot: error: ") and says in err[0], err
+    assert (run / "best.npz").read_bytes() == b"the checkpoint"
+    assert (run / "mine.png").read_bytes() == PNG_MAGIC + b"my own picture"
+    assert cli.main(["plot", str(run), "-o", str(run / "mine.png"), "--force"]) == 0
+    _assert_png(run / "mine.png")
+    assert cli.main(["plot", str(run), "-o", str(run / "mine.png")]) == 0  # now it is ours: no --force needed
+    with pytest.raises(SystemExit):  # an empty -o is not "the current folder"
+        cli.main(["plot", str(run), "-o", ""])
+    assert "an empty path is not allowed" in capsys.readouterr().err

@@ -447,3 +447,106 @@ def test_weights_that_load_model_would_refuse_are_never_saved(corpus, tmp_path):
         training._save(tmp_path / "run", "last.npz", res.model, res.config, "hash", prog, None)
     assert last.read_bytes() == before
     load_model(last)  # still loads
+
+
+# --- resuming keeps the run's settings; the compare pair resumes as a pair (issue 22) -------------------
+
+def _serve(monkeypatch, corpus):
+    import minilstm.data as data_mod
+    import minilstm.training as tr
+
+    monkeypatch.setattr(tr, "load_corpus", lambda name, data_dir=None: corpus)
+    monkeypatch.setattr(data_mod, "load_corpus", lambda name, data_dir=None: corpus)
+
+
+def test_resume_keeps_every_saved_setting_and_only_grows_epochs(corpus, tmp_path):
+    """A 4,000-token run resumed with --train-tokens 8000 once trained on 8,000 tokens and recorded that:
+    now any contradicting setting is refused with the saved value; repeating one, or more epochs, is fine."""
+    from minilstm.training import ResumeMismatch
+
+    run = tmp_path / "r"
+    first = train("tiny", out_dir=run, corpus=corpus, progress=False, log=lambda *a: None,
+                  **{**FAST, "epochs": 1, "train_tokens": 4000, "eval_batch_size": 50})
+    with pytest.raises(ResumeMismatch) as info:
+        train(None, out_dir=run, resume=True, corpus=corpus, progress=False, log=lambda *a: None, train_tokens=8000)
+    assert info.value.conflicts == [("train_tokens", 8000, 4000)]
+    assert json.loads((run / "config.json").read_text())["train_tokens"] == 4000  # nothing rewritten
+    res = train(None, out_dir=run, resume=True, corpus=corpus, progress=False, log=lambda *a: None,
+                train_tokens=4000, epochs=2)
+    assert res.config.train_tokens == 4000 and res.config.epochs == 2 and res.config.hidden_size == 16
+    assert res.history[1]["steps"] == 2 * first.history[0]["steps"]  # the same steps per epoch
+    with pytest.raises(ValueError, match="has finished 2 epochs already; resume with --epochs 2 or more"):
+        train(None, out_dir=run, resume=True, corpus=corpus, progress=False, log=lambda *a: None, epochs=1)
+
+
+def test_plain_train_then_resume_continues_both_runs(corpus, tmp_path, capsys, monkeypatch):
+    """`minilstm train` writes runs/tiny/{no-dropout,dropout}; `minilstm train --resume` (no --out) continues
+    that pair, a run killed before its first epoch ended (config.json only) starts again, and with nothing
+    to resume the message names the folders that can be resumed."""
+    _serve(monkeypatch, corpus)
+    monkeypatch.chdir(tmp_path)
+    flags = ["--hidden", "8", "--steps", "8", "--batch", "8", "--eval-batch", "50", "--train-tokens", "800",
+             "--no-progress"]
+    assert cli.main(["train", "--config", "small", "--resume", *flags]) == 1
+    assert "nothing to resume in runs/small (no last.npz) and no run under runs/" in capsys.readouterr().err
+    assert cli.main(["train", "--epochs", "1", *flags]) == 0
+    capsys.readouterr()
+    (tmp_path / "runs/tiny/dropout/last.npz").unlink()  # as if killed in its first epoch
+    (tmp_path / "runs/tiny/dropout/best.npz").unlink()
+    (tmp_path / "runs/tiny/dropout/metrics.jsonl").unlink()
+    (tmp_path / "runs/tiny/dropout/summary.json").unlink()
+    (tmp_path / "runs/tiny/dropout/curves.png").unlink()
+    assert cli.main(["train", "--resume", "--epochs", "2", *flags]) == 0
+    text = capsys.readouterr().out
+    assert "resuming runs/tiny/no-dropout at epoch 2" in text
+    for run, p in (("no-dropout", 0.0), ("dropout", 0.5)):
+        summary = json.loads((tmp_path / "runs/tiny" / run / "summary.json").read_text())
+        assert [e["epoch"] for e in summary["epochs"]] == [1, 2] and summary["config"]["dropout"] == p
+    assert cli.main(["train", "--config", "small", "--resume", *flags]) == 1
+    err = capsys.readouterr().err
+    assert "the runs that can be resumed are runs/tiny: pass one with --out" in err
+    assert cli.main(["train", "--resume", "--hidden", "9", "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--hidden 9 contradicts the run's saved --hidden 8" in err
+    assert "continue it with `minilstm train --resume`" in err
+
+
+def test_force_checks_everything_before_removing_anything(corpus, tmp_path):
+    run = tmp_path / "r"
+    train("tiny", out_dir=run, corpus=corpus, progress=False, log=lambda *a: None, **{**FAST, "epochs": 1})
+    (run / "best.npz").unlink()
+    (run / "best.npz").mkdir()  # a run file that cannot be removed
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(runfolder.RunFolderError, match="it is a folder.*nothing was removed"):
+        train("tiny", out_dir=run, corpus=corpus, progress=False, log=lambda *a: None, force=True, **FAST)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def test_eval_of_a_folder_never_picks_an_unreadable_run(corpus, tmp_path, capsys, monkeypatch):
+    _serve(monkeypatch, corpus)
+    good = train("tiny", out_dir=tmp_path / "runs" / "good", corpus=corpus, progress=False, log=lambda *a: None,
+                 **{**FAST, "epochs": 1})
+    bad = tmp_path / "runs" / "bad"  # the same checkpoint, but its metrics say NaN (lower than anything?)
+    bad.mkdir()
+    (bad / "best.npz").write_bytes((tmp_path / "runs/good/best.npz").read_bytes())
+    (bad / "metrics.jsonl").write_text('{"event": "epoch", "epoch": 1, "valid_ppl": NaN}\n')
+    assert cli.main(["eval", str(tmp_path / "runs"), "--split", "valid", "--no-progress", "--eval-batch", "4"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped (unreadable, never picked as the best): bad: its metrics.jsonl has valid_ppl NaN" in err
+    assert f"using {tmp_path / 'runs/good/best.npz'}" in err
+    assert good.history
+
+
+def test_split_before_the_run_is_not_swallowed(corpus, tmp_path, capsys, monkeypatch):
+    _serve(monkeypatch, corpus)
+    train("tiny", out_dir=tmp_path / "r", corpus=corpus, progress=False, log=lambda *a: None, **{**FAST, "epochs": 1})
+    assert cli.main(["eval", "--split", "test", str(tmp_path / "r"), "--no-progress", "--eval-batch", "4"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("test  perplexity") and "valid" not in out
+
+
+def test_ensemble_of_other_vocabulary_sizes_is_refused(corpus):
+    a = m.LSTMLanguageModel(20, 4, 1, seed=0)
+    b = m.LSTMLanguageModel(30, 4, 1, seed=0)
+    with pytest.raises(ValueError, match="different sizes \\(20, 30 words\\)"):
+        evaluate_ensemble([a, b], corpus.valid % 20, 2, 5)

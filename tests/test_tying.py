@@ -117,10 +117,12 @@ def test_cli_flag_and_gradcheck(capsys):
     from minilstm import cli
 
     args = cli.build_parser().parse_args(["train", "--tie-weights"])
-    assert cli._overrides(args)["tie_weights"] is True
+    from minilstm.commands.train import _overrides
+
+    assert _overrides(args)["tie_weights"] is True
     args = cli.build_parser().parse_args(["train", "--config", "medium-variational-tied", "--no-tie-weights"])
-    assert cli._overrides(args)["tie_weights"] is False
-    assert "tie_weights" not in cli._overrides(cli.build_parser().parse_args(["train"]))
+    assert _overrides(args)["tie_weights"] is False
+    assert "tie_weights" not in _overrides(cli.build_parser().parse_args(["train"]))
     assert cli.main(["gradcheck", "--tie-weights", "--dropout-mode", "variational", "--steps", "3",
                      "--vocab", "7", "--hidden", "3", "--layers", "1"]) == 0
     assert "variational" in capsys.readouterr().out

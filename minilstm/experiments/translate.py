@@ -453,9 +453,9 @@ def load_translator(path, device=None, log=print) -> Translator:
 # Command line
 # ---------------------------------------------------------------------------
 
-def add_cli(sub, int_type, float_type):
-    """Register ``minilstm translate`` (cli.py calls this)."""
-    from ..choices import DEVICES
+def add_cli(sub):
+    """Register ``minilstm translate`` (cli.py lists this module)."""
+    from ..cliargs import add_device_flags, int_arg, path_arg
 
     p = sub.add_parser(
         "translate", help="the paper's Table 3 in miniature: translation without and with dropout; "
@@ -465,24 +465,23 @@ def add_cli(sub, int_type, float_type):
         "paper's. Run it again to resume where it stopped. With --model, translates SENTENCE or --file instead.")
     p.add_argument("sentence", nargs="*", help="with --model: the sentence(s) to translate, e.g. "
                                               "'the boy eats an apple'")
-    p.add_argument("--out", default="runs/translate", help="output folder (default runs/translate)")
+    p.add_argument("--out", type=path_arg, default="runs/translate", help="output folder (default runs/translate)")
     p.add_argument("--quick", action="store_true", help="a tiny setting that runs in seconds (for tests)")
-    p.add_argument("--seeds", type=int_type(1, 100), default=3, help="seeds per method (default 3)")
-    p.add_argument("--jobs", type=int_type(1, 64), default=1,
+    p.add_argument("--seeds", type=int_arg(1, 100), default=3, help="seeds per method (default 3)")
+    p.add_argument("--jobs", type=int_arg(1, 64), default=1,
                    help="runs side by side, one BLAS thread each (default 1; 2 on a 2-core machine is faster)")
-    p.add_argument("--hidden", type=int_type(1, 100_000), help="hidden units H (default 256)")
-    p.add_argument("--layers", type=int_type(1, 64), help="LSTM layers L (default 2)")
-    p.add_argument("--epochs", type=int_type(1, 100_000), help="at most this many epochs (default 80)")
-    p.add_argument("--train-pairs", type=int_type(0, 10**9), help="the first K training pairs (default all)")
+    p.add_argument("--hidden", type=int_arg(1, 100_000), help="hidden units H (default 256)")
+    p.add_argument("--layers", type=int_arg(1, 64), help="LSTM layers L (default 2)")
+    p.add_argument("--epochs", type=int_arg(1, 100_000), help="at most this many epochs (default 80)")
+    p.add_argument("--train-pairs", type=int_arg(0, 10**9), help="the first K training pairs (default all)")
     p.add_argument("--data-dir", help="a folder with your own parallel text: train.src/train.tgt, valid.src/"
                                       "valid.tgt, test.src/test.tgt, one sentence a line (default: the built-in corpus)")
     p.add_argument("--model", help="translate with this trained model: a .npz, a run folder, or the --out folder "
                                    "(its best run)")
     p.add_argument("--file", help="with --model: translate every line of this file")
-    p.add_argument("--beam", type=int_type(1, 100), default=BEAM, help=f"beam size (default {BEAM}; 1 is greedy)")
+    p.add_argument("--beam", type=int_arg(1, 100), default=BEAM, help=f"beam size (default {BEAM}; 1 is greedy)")
     p.add_argument("--unk", action="store_true", help="with --model: read unknown words as <unk> instead of refusing")
-    p.add_argument("--device", choices=DEVICES, default=None, help="cpu (NumPy) or gpu (CuPy)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_device_flags(p)
     p.set_defaults(func=_cmd_translate)
 
 
