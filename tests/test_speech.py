@@ -218,7 +218,7 @@ def test_quick_experiment_writes_a_table_resumes_and_refuses_other_settings(tmp_
         for s in ("train", "valid", "test"):  # no model beats the ceiling (it is far from it here)
             assert 0 <= row[f"fixed_{s}_acc"] <= bayes[s]["acc"] and 0 <= row[f"early_{s}_acc"] <= bayes[s]["acc"]
     md = (out / "results.md").read_text()
-    assert "| non-regularized (dropout 0) | 71.6 | 68.9 |" in md and "| regularized (dropout 0.5) | 69.4 | 70.5 |" in md
+    assert "| non-regularized (dropout 0) | 71.6 | 68.9 |" in md and "| regularized (dropout 0.3) | 69.4 | 70.5 |" in md
     assert f"| Bayes ceiling (forward algorithm) | | | {bayes['train']['acc']:.1f} |" in md
     assert (out / "validation.png").stat().st_size > 0
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*.npz")}
@@ -269,7 +269,7 @@ def run_cli(*args, cwd):
 def test_cli_runs_quick_and_bad_input_is_one_line(tmp_path):
     r = run_cli("speech", "--quick", "--seeds", "1", "--out", "q", "--no-progress", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "| regularized (dropout 0.5) | 69.4 | 70.5 |" in r.stdout and "Bayes ceiling" in r.stdout
+    assert "| regularized (dropout 0.3) | 69.4 | 70.5 |" in r.stdout and "Bayes ceiling" in r.stdout
     write_frames(tmp_path / "nan", nan=True)
     write_frames(tmp_path / "size", valid_D=12)
     cases = [(("speech", "--jobs", "0"), "at least 1"),

@@ -78,9 +78,9 @@ class SpeechConfig:
     init_scale: float = 0.08    # uniform in [-s, s]
     lr: float = 2e-3            # Adam's step size, constant
     max_grad_norm: float = 5.0  # clip the global gradient norm, as in the paper
-    batch_size: int = 32        # utterances per batch
-    epochs: int = 40            # the fixed budget
-    patience: int = 40          # stop after this many epochs without a better validation accuracy
+    batch_size: int = 16        # utterances per batch
+    epochs: int = 30            # the fixed budget
+    patience: int = 30          # stop after this many epochs without a better validation accuracy
     seed: int = 0
     dtype: str = "float32"
     train_utts: int = 0         # the first K training utterances (0 = all)
@@ -95,7 +95,7 @@ class SpeechConfig:
 
 
 # The regularized model's dropout, the built-in corpus, and the full and the quick (test) setting.
-DROPOUT = 0.5
+DROPOUT = 0.3
 CORPUS = dict(n_train=1000, n_valid=200, n_test=200, num_frames=200)
 QUICK_CORPUS = dict(n_train=24, n_valid=8, n_test=8, num_frames=40)
 FULL = dict()
@@ -397,7 +397,7 @@ def add_cli(sub):
                    help="runs side by side, one BLAS thread each (default 1; 2 on a 2-core machine is faster)")
     p.add_argument("--hidden", type=int_arg(1, 100_000), help="hidden units H (default 128)")
     p.add_argument("--layers", type=int_arg(1, 64), help="LSTM layers L (default 2)")
-    p.add_argument("--epochs", type=int_arg(1, 100_000), help="the fixed epoch budget (default 40)")
+    p.add_argument("--epochs", type=int_arg(1, 100_000), help="the fixed epoch budget (default 30)")
     p.add_argument("--dropout", type=float_arg(0, 1, lo_open=True, hi_open=True),
                    help=f"the regularized model's dropout (default {DROPOUT})")
     p.add_argument("--train-utts", type=int_arg(0, 10**9), help="the first K training utterances (default all)")
