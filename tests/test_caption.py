@@ -17,7 +17,7 @@ from minilstm import gradcheck as gc
 from minilstm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from minilstm.checks import ShapeError
 from minilstm.data import DataError
-from minilstm.data.digits import PHRASINGS, CaptionSplit, batch_captions, corpus_hash, make_digit_captions
+from minilstm.data.digits import PHRASINGS, CaptionSplit, batch_captions, caption_ids, corpus_hash, make_digit_captions
 from minilstm.decoding import beam_search, greedy_decode
 from minilstm.experiments import caption as cp
 from minilstm.models.caption import CaptionModel
@@ -218,6 +218,8 @@ def test_quick_experiment_table_bleu_from_files_resume_and_ensemble(tmp_path):
             hyps = (out / row["run"] / f"test.{key}.txt").read_text().splitlines()
             assert len(hyps) == len(refs[0])
             assert row[f"bleu_{key}"] == round(sacrebleu.corpus_bleu(hyps, refs).score, 2)
+            assert row[f"bleu_{key}"] > 0  # the quick models learnt the phrasings: multi-reference BLEU is pinned
+            assert max(len(h.split()) for h in hyps) >= 5  # whole captions are decoded, not cut short
     assert result["ensemble"]["members"] == ["non-regularized-seed0", "non-regularized-seed1"]
     md = (out / "results.md").read_text()
     assert "| 8.47 | 23.5 |" in md and "| 7.99 | 24.3 |" in md and "| 7.5 | 24.4 |" in md and "ensemble" in md
@@ -247,13 +249,52 @@ def test_quick_experiment_table_bleu_from_files_resume_and_ensemble(tmp_path):
         cp.load_ensemble([tmp_path / "nowhere"])
 
 
+class Oracle:
+    """Writes every test image's caption in the second phrasing ("the digits d d d"), certain of each word."""
+
+    xp, eos, dtype = np, 0, np.dtype("float64")
+
+    def __init__(self, split, vocab_size):
+        self.target_vocab_size = vocab_size
+        self.captions = {f.tobytes(): caption_ids(d, 1) + [0] for f, d in zip(split.features, split.digits)}
+
+    def _lp(self, seqs, pos):
+        lp = np.full((seqs.shape[1], self.target_vocab_size), -30.0)
+        lp[np.arange(seqs.shape[1]), seqs[0, np.arange(seqs.shape[1]), pos[0]]] = 0.0
+        return lp
+
+    def start(self, features):
+        seqs = np.array([self.captions[np.asarray(f, dtype=np.float64).tobytes()] for f in features])[None]
+        pos = np.zeros((1, seqs.shape[1]), dtype=np.int64)
+        return (seqs, pos), self._lp(seqs, pos)
+
+    def step(self, prev, state):
+        seqs, pos = state[0], state[1] + 1
+        return (seqs, pos), self._lp(seqs, pos)
+
+    def nll(self, features, inputs, targets, weights):
+        return 0.0, float(weights.sum())
+
+
+def test_evaluation_scores_every_phrasing_as_right(tmp_path, corpus):
+    """An oracle that always writes the second phrasing: BLEU 100 against the three references (it would be far
+    lower against the drawn caption alone), every digit right, perplexity 1, all read back from the files."""
+    test = rows_of(corpus.test, list(range(60)))
+    (tmp_path / "run").mkdir()
+    s = cp.evaluate_test(Oracle(test, corpus.vocab_size), tmp_path / "run", corpus, test, lambda m: None, {})
+    assert s["bleu_greedy"] == s["bleu_beam3"] == 100.0 and s["digits_greedy"] == 100.0 and s["test_ppl"] == 1.0
+    hyps = (tmp_path / "run" / "test.greedy.txt").read_text().splitlines()
+    assert hyps[0] == "the digits " + " ".join(map(str, test.digits[0]))
+    assert cp.bleu_from_files(tmp_path / "run" / "test.greedy.txt", tmp_path / "test.ref0.txt")["bleu"] < 60
+
+
 def test_interrupted_run_resumes_bit_exactly(tmp_path, corpus):
     cfg = cp.CaptionConfig(**{**cp.QUICK, "dropout": 0.5, "epochs": 2, "patience": 2})
     quiet = lambda s: None  # noqa: E731
     cp.train_run(cfg, corpus, tmp_path / "whole", log=quiet)
 
     def stop(info):
-        if info["step"] == 8:  # mid-epoch (6 batches an epoch)
+        if info["step"] == 28:  # mid-epoch (20 batches an epoch)
             raise KeyboardInterrupt
 
     assert cp.train_run(cfg, corpus, tmp_path / "cut", log=quiet, on_step=stop) == {"interrupted": True}

@@ -92,7 +92,8 @@ class CaptionConfig:
 
 
 FULL = dict()
-QUICK = dict(hidden_size=16, epochs=2, patience=2, train_images=120, eval_images=40, batch_size=20)
+# Quick: big steps on a fifth of the data, enough to learn the phrasings (BLEU above 0) in about a second a run.
+QUICK = dict(hidden_size=32, epochs=4, patience=2, lr=1e-2, train_images=200, eval_images=40, batch_size=10)
 
 
 def validate(cfg: CaptionConfig, where="caption config") -> None:
