@@ -4,6 +4,7 @@
     minilstm bench ...
     minilstm bench --configs small --against git:v0.1.0     before and after a change, in one run
     minilstm bench --model translation [--torch]             the translation miniature's training step
+    minilstm bench --model speech [--torch]                  the speech miniature's training step (frames/s)
 
 For every config it measures, in the same process and on the same random batch:
 
@@ -466,6 +467,92 @@ def _translation_summary(row, threads):
     return line
 
 
+# --- the speech miniature's training step (frames in, a softmax per frame) --------------------
+
+def speech_row(rounds, repeats, with_torch=False, device="cpu", threads=1, **overrides):
+    """The speech row: the training step of ``minilstm speech``'s regularized run (its recipe, one batch of
+    the built-in frames: (N, T, 13) frames, 20 phones), minilstm and (``with_torch``) PyTorch, in turns.
+    Speed in frames/s (the weights' sum)."""
+    from . import optim
+    from .data.frames import batch_frames, make_builtin_frames
+    from .experiments import speech
+
+    cfg = next(c for _, m, c in speech.run_configs(1, **overrides) if m == "regularized")
+    corpus = make_builtin_frames(n_train=cfg.batch_size, n_valid=1, n_test=1)
+    batch = batch_frames(corpus.train, cfg.batch_size, dtype=cfg.dtype)[0]
+    model = speech.build_model(cfg, corpus, device)
+    adam, xp = optim.adam_init(model.params), model.xp
+    arrays = tuple(xp.asarray(a) for a in batch)
+
+    def step():  # what runner.fit's step does
+        loss, cache = model.forward(*arrays, train=True)
+        grads = model.backward(cache)
+        optim.clip_global_norm_(grads, cfg.max_grad_norm)
+        optim.adam_step_(model.params, grads, adam, cfg.lr)
+        _sync(xp)
+
+    frames = float(batch[2].sum())
+    row = {"recipe": {k: getattr(cfg, k) for k in ("hidden_size", "num_layers", "batch_size", "dropout",
+                                                    "dropout_mode", "lr", "max_grad_norm", "dtype")},
+           "batch_shape": list(batch[0].shape), "classes": corpus.num_classes, "frames_per_step": frames}
+    times, torch_version = _race({"train": step}, row, rounds, repeats, torch=(
+        lambda: torch_speech_fn(cfg, corpus.num_classes, batch, threads, device)) if with_torch else None)
+    row["train_frames_per_s"] = frames / float(np.median(times["train"]))
+    if torch_version is not None:
+        row["torch_version"] = torch_version
+        row.update(_reference(times, "torch", frames, "frames"))
+    return row
+
+
+def torch_speech_fn(cfg, num_classes, batch, threads, device="cpu"):
+    """PyTorch's frame-classifier step on the same recipe and batch, (step, version); None without PyTorch.
+    nn.Dropout on the frames -> nn.LSTM (its dropout= between layers) -> nn.Dropout -> nn.Linear (H -> C):
+    D where minilstm's ``zaremba`` puts it; the frame-weighted cross-entropy summed and divided by N; then
+    clip_grad_norm_ and torch.optim.Adam."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    torch.set_num_threads(threads)
+    dev = "cuda" if device == "gpu" else "cpu"
+    dtype = getattr(torch, cfg.dtype)
+    x, y, w = (torch.as_tensor(a, device=dev) for a in batch)
+    H, L, p, C = cfg.hidden_size, cfg.num_layers, cfg.dropout, num_classes
+    lstm = torch.nn.LSTM(x.shape[2], H, L, batch_first=True, dropout=p if L > 1 else 0.0).to(dev, dtype)
+    dec = torch.nn.Linear(H, C).to(dev, dtype)
+    drop = torch.nn.Dropout(p)
+    params = list(lstm.parameters()) + list(dec.parameters())
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    w = w.to(dtype).reshape(-1)
+
+    def step():
+        opt.zero_grad()
+        out, _ = lstm(drop(x))
+        nll = torch.nn.functional.cross_entropy(dec(drop(out)).reshape(-1, C), y.reshape(-1), reduction="none")
+        ((nll * w).sum() / x.shape[0]).backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        opt.step()
+        if dev == "cuda":
+            torch.cuda.synchronize()
+
+    return step, torch.__version__
+
+
+def _speech_summary(row, threads):
+    r, (N, T, D) = row["recipe"], row["batch_shape"]
+    line = (f"speech ({r['num_layers']}x{r['hidden_size']}, batch {N} x {T} frames x {D} features, {row['classes']} "
+            f"classes, dropout {r['dropout']:g} {r['dropout_mode']}, Adam; {threads} BLAS thread"
+            f"{'s' if threads != 1 else ''}): train {row['train_frames_per_s']:,.0f} frames/s")
+    if "speed_vs_torch" in row:
+        q1, q3 = row["speed_vs_torch_quartiles"]
+        line += (f"; {row['speed_vs_torch']:.2f}x (rounds' quartiles {q1:.2f}-{q3:.2f}) PyTorch "
+                 f"{row['torch_version']} ({row['torch_frames_per_s']:,.0f} frames/s)")
+    elif "torch" in row:
+        line += "; PyTorch not installed"
+    return line
+
+
 # --- another version of minilstm, for before/after comparisons ----------------------------
 
 AGAINST_MODULE = "minilstm_against"
@@ -604,7 +691,7 @@ def _threads():
 
 
 def run(configs=("small", "medium"), repeats=5, with_torch=False, classroom=True, out=None, log=print,
-        device="cpu", rounds=5, against=None, models=("lm",), translation=None):
+        device="cpu", rounds=5, against=None, models=("lm",), translation=None, speech=None):
     """On ``device="gpu"`` only minilstm (CuPy) and PyTorch (cuDNN) are timed: the GEMM ceiling and the
     classroom baseline are NumPy measures, meaningless next to a GPU.
 
@@ -664,6 +751,10 @@ def run(configs=("small", "medium"), repeats=5, with_torch=False, classroom=True
         row = translation_row(rounds, repeats, with_torch, device, against, threads, **(translation or {}))
         results["translation"] = row
         log(_translation_summary(row, threads))
+    if "speech" in models:  # no --against here: another minilstm may have no speech experiment
+        row = speech_row(rounds, repeats, with_torch, device, threads, **(speech or {}))
+        results["speech"] = row
+        log(_speech_summary(row, threads))
     results["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     log(f"peak memory (max RSS of this process): {results['peak_rss_mib']:.0f} MiB")
     if out:
@@ -701,7 +792,7 @@ def main(argv=None):
     p.add_argument("--model", nargs="+", default=["lm"], choices=BENCH_MODELS,
                    help="what to time (default lm): lm, the language model's recipes (--configs); translation, "
                         "the translation miniature's training step (minilstm translate's regularized run), "
-                        "in target words/s; or both")
+                        "in target words/s; speech, minilstm speech's regularized run, in frames/s; or several")
     p.add_argument("--configs", nargs="+", choices=list(CONFIGS),
                    help="language-model recipes to time (default: small medium), any of minilstm/config.py's")
     p.add_argument("--rounds", type=int_arg(1, 10_000), default=5, help="rounds of turns (default 5); figures are medians over them")

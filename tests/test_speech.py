@@ -282,3 +282,12 @@ def test_cli_runs_quick_and_bad_input_is_one_line(tmp_path):
         errors = [line for line in r.stderr.splitlines() if "error" in line]
         assert len(errors) == 1 and words in errors[0] and "Traceback" not in r.stderr, (args, r.stderr)
     assert not (tmp_path / "u").exists()  # nothing written for bad data
+
+
+def test_bench_row_times_the_experiment_step():
+    from minilstm import bench
+
+    row = bench.run(models=("speech",), rounds=1, repeats=1, speech={"hidden_size": 8}, log=quiet)["speech"]
+    assert row["recipe"]["dropout"] == sp.DROPOUT and row["recipe"]["hidden_size"] == 8
+    assert row["batch_shape"] == [sp.SpeechConfig().batch_size, 200, 13] and row["frames_per_step"] == 16 * 200
+    assert row["train_frames_per_s"] > 0
