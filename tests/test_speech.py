@@ -291,3 +291,16 @@ def test_bench_row_times_the_experiment_step():
     assert row["recipe"]["dropout"] == sp.DROPOUT and row["recipe"]["hidden_size"] == 8
     assert row["batch_shape"] == [sp.SpeechConfig().batch_size, 200, 13] and row["frames_per_step"] == 16 * 200
     assert row["train_frames_per_s"] > 0
+
+
+def test_jobs_two_gives_the_numbers_of_jobs_one(tmp_path):
+    one = sp.run_speech(tmp_path / "one", seeds=1, quick=True, progress=False, log=quiet)
+    two = sp.run_speech(tmp_path / "two", seeds=1, quick=True, jobs=2, progress=False, log=quiet)
+
+    def numbers(rows):
+        return [{k: v for k, v in r.items() if not k.endswith("_s")} for r in rows]
+
+    assert numbers(one["rows"]) == numbers(two["rows"])
+    with pytest.raises(ValueError, match="--jobs must be a whole number from 1"):
+        sp.run_speech(tmp_path / "zero", seeds=1, quick=True, jobs=0, progress=False, log=quiet)
+    assert not (tmp_path / "zero").exists()
