@@ -41,6 +41,7 @@ COMMANDS = (
     "minilstm.experiments.caption",     # caption
     "minilstm.experiments.speech",      # speech
     "minilstm.lab",                     # lab
+    "minilstm.experiments.paper",       # paper: every table above in one report
     "minilstm.bench",                   # bench
     "minilstm.classroom.cli",           # assign, grade
 )
