@@ -283,21 +283,24 @@ def check_op(forward, backward, inputs, grad_names, wrt=None, seed=0, h=DEFAULT_
 
 
 def check_model(model, tokens, targets, state=None, masks=None, names=None, seed=0, h=DEFAULT_H,
-                tol=DEFAULT_TOL, floor=DEFAULT_FLOOR, max_checks=None, direction=False, order=DEFAULT_ORDER):
+                tol=DEFAULT_TOL, floor=DEFAULT_FLOOR, max_checks=None, direction=False, order=DEFAULT_ORDER,
+                progress=None):
     """Gradient-check every parameter of a float64 model by name.
 
     Dropout masks are drawn once (from ``seed``) unless given, then replayed
     at every evaluation so the loss is a fixed function of the weights.
     ``max_checks`` samples that many elements per parameter; ``direction``
     adds a random-direction check of every whole tensor.
+    ``progress(result)``, if given, is called with each CheckResult as soon as it is known (the
+    command line prints it, so a large check is never silent for minutes).
     Returns a GradCheckReport (print it, or call .raise_if_failed()).
     """
     if model.dtype != np.float64:
         raise TypeError("check_model needs a float64 model: LSTMLanguageModel(..., dtype='float64')")
+    _check_settings(h, order, tol, floor)  # before any forward pass
     rng = default_rng(seed, model.xp)
     _, cache, _ = model.forward(tokens, targets, state, train=True, rng=rng, masks=masks)
     masks = cache.masks  # the masks actually drawn: replay them
-    _check_settings(h, order, tol, floor)  # before any forward pass
     grads = {name: g.to_dense() if is_row_sparse(g) else g for name, g in model.backward(cache).items()}
 
     def f():
@@ -308,6 +311,10 @@ def check_model(model, tokens, targets, state=None, masks=None, names=None, seed
     for name in names or list(model.params):
         x = model.params[name]
         report.append(check_array_gradient(f, x, grads[name], name, h, tol, floor, max_checks, pick, order))
+        if progress is not None:
+            progress(report[-1])
         if direction:
             report.append(check_direction(f, x, grads[name], name, h, tol, floor, pick, order))
+            if progress is not None:
+                progress(report[-1])
     return report

@@ -16,10 +16,11 @@ from .backend import to_host
 from .data import DataError, encode
 
 
-def sample(model, vocab, length=50, temperature=1.0, prime="", rng=None, stop_at_eos=False):
+def sample(model, vocab, length=50, temperature=1.0, prime="", rng=None, stop_at_eos=False, progress=False):
     """Generate ``length`` words after the words of ``prime``. Returns the list of generated words.
 
     rng: a NumPy generator (seeded by the caller) for the draws.
+    progress: show how far it is (a bar on a terminal, a few lines in a log): long samples take minutes.
     """
     if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
         raise ValueError(f"length must be a whole number of words, 0 or more, got {length!r}"[:200])
@@ -40,7 +41,9 @@ def sample(model, vocab, length=50, temperature=1.0, prime="", rng=None, stop_at
     state = None
     lp, state = model.log_probs(xp.asarray(np.asarray(ids)[None, :]), state)  # (1, T, V)
     out = []
-    for _ in range(length):
+    from .progress import progress_iter
+
+    for _ in progress_iter(range(length), length, progress, "words"):
         logits = to_host(lp[0, -1]).astype(np.float64) / temperature
         p = np.exp(logits - logits.max())
         p /= p.sum()
