@@ -40,12 +40,14 @@ other seeds, sizes or schedules.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import atomic
+from .experiments import runner
 from .choices import DATASETS, DROPOUT_MODES
 
 
@@ -168,17 +170,20 @@ def check_outputs(out_dir: Path, force=False) -> None:
 
 def run_lab(out_dir, runs=RUN_NAMES, dataset="ptb", hidden=None, epochs=None, train_tokens=None, dropout=0.5,
             seed=0, data_dir=None, device=None, progress=True, log=print, on_step=None, eval_batch=1,
-            force=False, again="minilstm lab") -> dict:
+            force=False, again="minilstm lab", jobs=1) -> dict:
     """Train every run not yet finished (resuming a stopped one), then write the table and the figure.
+
+    jobs: runs side by side in that many worker processes, one BLAS thread each (runner.run_all); each
+    run draws only from its own seed, so the table is the same as one run after another.
 
     force: replace a lab.md, lab.json or figure in ``out_dir`` that the lab did not write.
     again: the command that continues the lab, printed when it is interrupted.
     Returns {"interrupted": bool, "rows": [...], "table": path, "figure": path or None}.
     """
     from .data import load_corpus
-    from .training import train
 
     out_dir = Path(out_dir)
+    runner.whole_number(jobs, "--jobs", 1, 64)
     unknown = sorted(set(runs) - set(RUN_NAMES))
     if unknown:
         raise ValueError(f"unknown lab run(s) {unknown}; choose from {', '.join(RUN_NAMES)}")
@@ -189,7 +194,7 @@ def run_lab(out_dir, runs=RUN_NAMES, dataset="ptb", hidden=None, epochs=None, tr
         check_outputs(out_dir, force)
     corpus = load_corpus(dataset, data_dir=data_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    interrupted = False
+    todo = []
     for i, run in enumerate(chosen, 1):
         run_dir = out_dir / run.name
         cfg = lab_config(run, dataset, hidden, epochs, train_tokens, dropout, seed, eval_batch)
@@ -201,18 +206,33 @@ def run_lab(out_dir, runs=RUN_NAMES, dataset="ptb", hidden=None, epochs=None, tr
             log(f"[lab {i}/{len(chosen)}] {run.name}: finished already, skipped")
             continue
         resume = (run_dir / "last.npz").is_file()
-        log(f"[lab {i}/{len(chosen)}] {run.name}: {'resuming' if resume else 'training'} ({run.label})")
-        res = train(cfg, out_dir=run_dir, resume=resume, corpus=corpus, device=device, progress=progress,
-                    log=log, on_step=on_step)
-        if res.interrupted:
-            interrupted = True
-            log(f"lab interrupted in {run.name}; continue where it stopped with: {again}")
-            break
+        log(f"[lab {i}/{len(chosen)}] {run.name}: {'resuming' if resume else 'training'} ({run.label})"
+            + (" in a worker process" if jobs > 1 else ""))
+        todo.append((run.name, (cfg, str(run_dir), dataset, data_dir, device, progress and jobs == 1)))
+    if jobs > 1 and on_step is not None:
+        raise ValueError("on_step works with jobs=1 only (a worker process cannot call back)")
+    run_one = _run_one if jobs > 1 else functools.partial(_run_one, corpus=corpus, on_step=on_step, log=log)
+    summaries, interrupted = runner.run_all(todo, run_one, jobs, log)
+    if interrupted:
+        stopped = [name for name, _ in todo if summaries.get(name, {"interrupted": True}).get("interrupted")]
+        log(f"lab interrupted in {', '.join(stopped)}; continue where it stopped with: {again}")
     rows = collect(out_dir, chosen)
     table = write_table(out_dir, rows)
     figure = plot_validation(out_dir, chosen)
     log(f"table: {table}" + (f"\nfigure: {figure}" if figure else ""))
     return {"interrupted": interrupted, "rows": rows, "table": table, "figure": figure}
+
+
+def _run_one(name, job, in_worker, corpus=None, on_step=None, log=print):
+    """Train (or resume) one run of the lab; in a worker process it loads its own corpus."""
+    from .data import load_corpus
+    from .training import train
+
+    cfg, run_dir, dataset, data_dir, device, progress = job
+    corpus = corpus if corpus is not None else load_corpus(dataset, data_dir=data_dir)
+    res = train(cfg, out_dir=Path(run_dir), resume=(Path(run_dir) / "last.npz").is_file(), corpus=corpus,
+                device=device, progress=progress, log=runner.worker_log if in_worker else log, on_step=on_step)
+    return {"interrupted": bool(res.interrupted)}
 
 
 def collect(out_dir, runs=RUNS) -> list[dict]:
@@ -303,6 +323,8 @@ def add_cli(sub):
     p.add_argument("--dropout", type=float_arg(0, 1, hi_open=True), default=0.5,
                    help="p of every run with dropout (default 0.5)")
     p.add_argument("--seed", type=int_arg(0, 2**63 - 1), default=0)
+    p.add_argument("--jobs", type=int_arg(1, 64), default=1,
+                   help="runs side by side, one BLAS thread each (default 1; 2 on a 2-core machine is faster)")
     p.add_argument("--eval-batch", type=int_arg(1, 100_000), default=1,
                    help="evaluation streams (default 1: the split as one stream, as in the README)")
     p.add_argument("--force", action="store_true",
@@ -332,7 +354,7 @@ def _again(args) -> str:
 def _cmd_lab(args):
     res = run_lab(args.out, args.runs, args.dataset, args.hidden, args.epochs, args.train_tokens, args.dropout,
                   args.seed, args.data_dir, args.device, progress=not args.no_progress, eval_batch=args.eval_batch,
-                  force=args.force, again=_again(args))
+                  force=args.force, again=_again(args), jobs=args.jobs)
     if res["interrupted"]:
         return 130
     text = Path(res["table"]).read_text()

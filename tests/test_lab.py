@@ -112,3 +112,22 @@ def test_lab_with_a_damaged_summary_is_one_line_naming_the_file(tmp_path, capsys
                          "--no-progress"]) == 1
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and f"{run / 'summary.json'} is not a readable run summary" in err and says in err
+
+
+def test_lab_jobs_two_gives_the_table_of_jobs_one(tmp_path):
+    """--jobs 2 runs the settings side by side, each from its own seed: the same numbers, run by run."""
+    keys = ("train_ppl", "best_valid_ppl", "best_epoch", "final_valid_ppl", "test_ppl", "valid_curve")
+    tables = []
+    for jobs in (1, 2):
+        res = run_lab(tmp_path / f"j{jobs}", ("none", "zaremba"), **TINY, progress=False, log=lambda s: None,
+                      jobs=jobs)
+        assert not res["interrupted"]
+        tables.append([{k: r[k] for k in ("run", *keys)} for r in res["rows"]])
+    assert [r["run"] for r in tables[0]] == ["none", "zaremba"]
+    assert tables[0] == tables[1]
+
+
+def test_lab_refuses_bad_jobs(tmp_path):
+    with pytest.raises(ValueError, match="--jobs must be a whole number"):
+        run_lab(tmp_path / "x", ("none",), **TINY, progress=False, log=lambda s: None, jobs=0)
+    assert not (tmp_path / "x").exists()
