@@ -5,6 +5,7 @@
     minilstm bench --configs small --against git:v0.1.0     before and after a change, in one run
     minilstm bench --model translation [--torch]             the translation miniature's training step
     minilstm bench --model speech [--torch]                  the speech miniature's training step (frames/s)
+    minilstm bench --model caption [--torch]                 the caption miniature's training step (words/s)
 
 For every config it measures, in the same process and on the same random batch:
 
@@ -553,6 +554,97 @@ def _speech_summary(row, threads):
     return line
 
 
+# --- the caption miniature's training step (an image, then its words) -------------------------
+
+def caption_row(rounds, repeats, with_torch=False, device="cpu", threads=1, **overrides):
+    """The caption row: the training step of ``minilstm caption``'s regularized run (its recipe: 1x256, batch 32,
+    dropout 0.5 zaremba, clip 5, Adam) on the first batch of the digit captions ((N, 192) pixels, (N, T - 1)
+    words), minilstm and (``with_torch``) PyTorch, in turns. Speed in caption words/s (the weights' sum,
+    <eos> included)."""
+    from . import optim
+    from .data.digits import batch_captions
+    from .experiments import caption
+
+    cfg = next(c for _, m, c in caption.run_configs(1, 1, **overrides) if m == "regularized")
+    corpus = caption.load_data()
+    batch = batch_captions(corpus.train, cfg.batch_size, dtype=cfg.dtype)[0]
+    model = caption.build_model(cfg, corpus, device)
+    adam, xp = optim.adam_init(model.params), model.xp
+    arrays = tuple(xp.asarray(a) for a in batch)
+
+    def step():  # what runner.fit's step does
+        loss, cache = model.forward(*arrays, train=True)
+        grads = model.backward(cache)
+        optim.clip_global_norm_(grads, cfg.max_grad_norm)
+        optim.adam_step_(model.params, grads, adam, cfg.lr)
+        _sync(xp)
+
+    words = float(batch[-1].sum())
+    row = {"recipe": {k: getattr(cfg, k) for k in ("hidden_size", "num_layers", "batch_size", "dropout",
+                                                    "dropout_mode", "lr", "max_grad_norm", "dtype")},
+           "features": corpus.num_features, "vocab": corpus.vocab_size, "batch_shape": list(batch[2].shape),
+           "words_per_step": words}
+    times, torch_version = _race({"train": step}, row, rounds, repeats, torch=(
+        lambda: torch_caption_fn(cfg, corpus.vocab_size, batch, threads, device)) if with_torch else None)
+    row["train_words_per_s"] = words / float(np.median(times["train"]))
+    if torch_version is not None:
+        row["torch_version"] = torch_version
+        row.update(_reference(times, "torch", words, "words"))
+    return row
+
+
+def torch_caption_fn(cfg, vocab_size, batch, threads, device="cpu"):
+    """PyTorch's captioning step on the same recipe and batch, (step, version); None without PyTorch.
+    nn.Linear (F -> H) on the image, prepended to nn.Embedding's words -> nn.Dropout -> nn.LSTM -> nn.Dropout ->
+    nn.Linear (H -> V): the image as the first input and D where minilstm's ``zaremba`` puts it; the
+    token-weighted cross-entropy summed and divided by N; then clip_grad_norm_ and torch.optim.Adam."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    torch.set_num_threads(threads)
+    dev = "cuda" if device == "gpu" else "cpu"
+    dtype = getattr(torch, cfg.dtype)
+    f, x, y, w = (torch.as_tensor(a, device=dev) for a in batch)
+    H, L, p, V = cfg.hidden_size, cfg.num_layers, cfg.dropout, vocab_size
+    img = torch.nn.Linear(f.shape[1], H).to(dev, dtype)
+    emb = torch.nn.Embedding(V, H).to(dev, dtype)
+    lstm = torch.nn.LSTM(H, H, L, batch_first=True, dropout=p if L > 1 else 0.0).to(dev, dtype)
+    dec = torch.nn.Linear(H, V).to(dev, dtype)
+    drop = torch.nn.Dropout(p)
+    params = [*img.parameters(), *emb.parameters(), *lstm.parameters(), *dec.parameters()]
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    w = w.to(dtype).reshape(-1)
+
+    def step():
+        opt.zero_grad()
+        inputs = torch.cat([img(f)[:, None, :], emb(x)], dim=1)
+        out, _ = lstm(drop(inputs))
+        nll = torch.nn.functional.cross_entropy(dec(drop(out)).reshape(-1, V), y.reshape(-1), reduction="none")
+        ((nll * w).sum() / f.shape[0]).backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        opt.step()
+        if dev == "cuda":
+            torch.cuda.synchronize()
+
+    return step, torch.__version__
+
+
+def _caption_summary(row, threads):
+    r, (N, T) = row["recipe"], row["batch_shape"]
+    line = (f"caption ({r['num_layers']}x{r['hidden_size']}, batch {N} images of {row['features']} pixels x {T} steps, "
+            f"V {row['vocab']}, dropout {r['dropout']:g} {r['dropout_mode']}, Adam; {threads} BLAS thread"
+            f"{'s' if threads != 1 else ''}): train {row['train_words_per_s']:,.0f} words/s")
+    if "speed_vs_torch" in row:
+        q1, q3 = row["speed_vs_torch_quartiles"]
+        line += (f"; {row['speed_vs_torch']:.2f}x (rounds' quartiles {q1:.2f}-{q3:.2f}) PyTorch "
+                 f"{row['torch_version']} ({row['torch_words_per_s']:,.0f} words/s)")
+    elif "torch" in row:
+        line += "; PyTorch not installed"
+    return line
+
+
 # --- another version of minilstm, for before/after comparisons ----------------------------
 
 AGAINST_MODULE = "minilstm_against"
@@ -691,7 +783,8 @@ def _threads():
 
 
 def run(configs=("small", "medium"), repeats=5, with_torch=False, classroom=True, out=None, log=print,
-        device="cpu", rounds=5, against=None, models=("lm",), translation=None, speech=None):
+        device="cpu", rounds=5, against=None, models=("lm",), translation=None, speech=None,
+        caption=None):
     """On ``device="gpu"`` only minilstm (CuPy) and PyTorch (cuDNN) are timed: the GEMM ceiling and the
     classroom baseline are NumPy measures, meaningless next to a GPU.
 
@@ -755,6 +848,10 @@ def run(configs=("small", "medium"), repeats=5, with_torch=False, classroom=True
         row = speech_row(rounds, repeats, with_torch, device, threads, **(speech or {}))
         results["speech"] = row
         log(_speech_summary(row, threads))
+    if "caption" in models:  # no --against here either
+        row = caption_row(rounds, repeats, with_torch, device, threads, **(caption or {}))
+        results["caption"] = row
+        log(_caption_summary(row, threads))
     results["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     log(f"peak memory (max RSS of this process): {results['peak_rss_mib']:.0f} MiB")
     if out:
@@ -792,7 +889,8 @@ def main(argv=None):
     p.add_argument("--model", nargs="+", default=["lm"], choices=BENCH_MODELS,
                    help="what to time (default lm): lm, the language model's recipes (--configs); translation, "
                         "the translation miniature's training step (minilstm translate's regularized run), "
-                        "in target words/s; speech, minilstm speech's regularized run, in frames/s; or several")
+                        "in target words/s; speech, minilstm speech's regularized run, in frames/s; caption, "
+                        "minilstm caption's regularized run, in words/s; or several")
     p.add_argument("--configs", nargs="+", choices=list(CONFIGS),
                    help="language-model recipes to time (default: small medium), any of minilstm/config.py's")
     p.add_argument("--rounds", type=int_arg(1, 10_000), default=5, help="rounds of turns (default 5); figures are medians over them")

@@ -28,7 +28,7 @@ DEVICES = ("cpu", "gpu")  # NumPy or CuPy
 
 # What `minilstm bench --model` times: the language model (its recipes: --configs) and the
 # translation miniature's training step (minilstm/experiments/translate.py).
-BENCH_MODELS = ("lm", "translation", "speech")
+BENCH_MODELS = ("lm", "translation", "speech", "caption")
 
 DTYPES = ("float32", "float64")
 

@@ -224,6 +224,9 @@ def test_quick_experiment_table_bleu_from_files_resume_and_ensemble(tmp_path):
     md = (out / "results.md").read_text()
     assert "| 8.47 | 23.5 |" in md and "| 7.99 | 24.3 |" in md and "| 7.5 | 24.4 |" in md and "ensemble" in md
     assert (out / "validation.png").stat().st_size > 0
+    verdict = cp.paper_verdict(out)  # minilstm paper's line for Table 4
+    assert "8.47" in verdict["paper"] and f"{result['ensemble']['test_ppl']:.3f}" in verdict["ours"]
+    assert isinstance(verdict["reproduces"], bool) and verdict["table_md"] == md and verdict["time_s"] > 0
     # The ensemble's perplexity is recomputed from the members' checkpoints, probabilities averaged.
     corpus = cp.load_data()
     test = cp.splits(corpus, cp.run_configs(1, 2, quick=True)[0][2])[2]
@@ -324,3 +327,14 @@ def test_command_line_flags(tmp_path, capsys):
     args = parser.parse_args(["caption", "--ensemble", str(tmp_path / "q" / "non-regularized-seed0"),
                               str(tmp_path / "q" / "regularized-seed0")])
     assert args.func(args) == 0 and "ensemble of 2: test ppl" in capsys.readouterr().out
+
+
+def test_bench_row_times_the_experiments_training_step():
+    from minilstm import bench
+
+    results = bench.run(models=("caption",), rounds=1, repeats=1, with_torch=False, classroom=False,
+                        caption={"hidden_size": 8}, log=lambda s: None)
+    row = results["caption"]
+    assert row["recipe"]["dropout"] == cp.DROPOUT and row["recipe"]["hidden_size"] == 8
+    assert row["words_per_step"] == sum(len(c) + 1 for c in cp.load_data().train.captions[:32])
+    assert row["train_words_per_s"] > 0 and row["features"] == 192
