@@ -327,6 +327,13 @@ def test_command_line_flags(tmp_path, capsys):
     args = parser.parse_args(["caption", "--ensemble", str(tmp_path / "q" / "non-regularized-seed0"),
                               str(tmp_path / "q" / "regularized-seed0")])
     assert args.func(args) == 0 and "ensemble of 2: test ppl" in capsys.readouterr().out
+    # Through the real command line: a refused ensemble is one line on stderr, exit status 1.
+    from minilstm.cli import main
+    ck = load_checkpoint(tmp_path / "q" / "regularized-seed0" / "best.npz")
+    save_checkpoint(tmp_path / "other.npz", ck.params, {**ck.meta, "vocab_hash": "another corpus"}, ck.arrays)
+    assert main(["caption", "--ensemble", str(tmp_path / "q" / "regularized-seed0"), str(tmp_path / "other.npz")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "minilstm caption: error:" in err and "vocab" in err, err
 
 
 def test_bench_row_times_the_experiments_training_step():

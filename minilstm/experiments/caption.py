@@ -304,11 +304,12 @@ def run_configs(seeds=3, members=10, quick=False, **overrides) -> list:
     return runs
 
 
-def _run_one(name, job, in_worker, corpus=None):
-    """One run (runner.run_all); a worker process builds its own corpus (the same, from the same seed)."""
+def _run_one(name, job, in_worker, corpus=None, log=print):
+    """One run (runner.run_all); a worker process builds its own corpus (the same, from the same seed) and
+    logs line by line."""
     cfg, out_dir, device, progress = job
     corpus = corpus if corpus is not None else load_data()
-    log = runner.worker_log if in_worker else print
+    log = runner.worker_log if in_worker else log
     return train_run(cfg, corpus, Path(out_dir) / name, log, progress and not in_worker, device)
 
 
@@ -326,7 +327,7 @@ def run_caption(out_dir="runs/caption", seeds=3, members=10, quick=False, jobs=1
     log(f"captions ({corpus.description}): {len(runs)} runs ({members} non-regularized, {seeds} regularized) and "
         f"the {members}-model ensemble, into {out_dir}" + (f", {jobs} at a time" if jobs > 1 else ""))
     todo = [(name, (cfg, str(out_dir), device, progress)) for name, _, cfg in runs]
-    run_one = _run_one if jobs > 1 else functools.partial(_run_one, corpus=corpus)
+    run_one = _run_one if jobs > 1 else functools.partial(_run_one, corpus=corpus, log=log)
     summaries, interrupted = runner.run_all(todo, run_one, jobs, log)
     if interrupted:
         log("interrupted: run the same command again to continue where each run stopped")
