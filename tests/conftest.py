@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # The grader refuses untrusted code where the kernel offers no filesystem sandbox (Landlock). The suite's
 # submissions are our own, so there it grades anyway (the red-team tests skip themselves, with the reason).
-from minilstm import sandbox as _sandbox  # noqa: E402
+from minilstm.classroom import sandbox as _sandbox  # noqa: E402
 
 if _sandbox.refusal():
     os.environ.setdefault("MINILSTM_UNSAFE_NO_SANDBOX", "1")

@@ -18,8 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from minilstm import assign, grade
-from minilstm.assignments import ASSIGNMENTS, all_parts
+from minilstm.classroom import assign, grade, regions
+from minilstm.classroom.assignments import ASSIGNMENTS, all_parts
+from minilstm.classroom.cli import add_cli
+from minilstm.classroom.errors import AssignError, GradeError
+from minilstm.classroom.reports import format_report
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = all_parts()  # {"lstm:cell_forward": Part, ...}
@@ -157,21 +160,21 @@ def part_scores(report):
 
 
 def test_every_region_is_tagged_in_a_listed_function_and_every_part_has_one():
-    regions = assign.collect_regions(REPO)
-    assign.check_regions(regions, list(ASSIGNMENTS.values()))  # raises with file:line otherwise
-    assert {r.key for r in regions} == set(PARTS)
+    found = regions.collect_regions(REPO)
+    regions.check_regions(found, list(ASSIGNMENTS.values()))  # raises with file:line otherwise
+    assert {r.key for r in found} == set(PARTS)
     owner = {}
     for key, part in PARTS.items():
         for func in part.functions:
             assert func not in owner, f"{func} is listed by {owner.get(func)} and {key}: isolation needs one owner"
             owner[func] = key
-    assert all(r.hint for r in regions), "every region carries a hint"
+    assert all(r.hint for r in found), "every region carries a hint"
 
 
 def test_markers_are_comments_only_so_the_reference_runs_unchanged():
-    for rel in sorted({r.path for r in assign.collect_regions(REPO)}):
+    for rel in sorted({r.path for r in regions.collect_regions(REPO)}):
         text = (REPO / rel).read_text()
-        kept = assign.render(text, rel, stub=lambda r: False)  # every region filled in, markers dropped
+        kept = regions.render(text, rel, stub=lambda r: False)  # every region filled in, markers dropped
         assert "### BEGIN SOLUTION" not in kept and "### END SOLUTION" not in kept
         assert ast.dump(ast.parse(kept)) == ast.dump(ast.parse(text)), rel
 
@@ -190,9 +193,9 @@ def test_region_parsing_hint_continuation_and_stub():
            "    z = g(x)\n"
            "    return g(z)\n"
            "    ### END SOLUTION\n")
-    (region,) = assign.find_regions(src, "m.py")
+    (region,) = regions.find_regions(src, "m.py")
     assert (region.key, region.function, region.hint) == ("lstm:step", "f", "use g(x) (twice); then return")
-    student = assign.render(src, "m.py", stub=lambda r: True)
+    student = regions.render(src, "m.py", stub=lambda r: True)
     assert "g(z)" not in student and "shape note kept" in student and "Doc: shows a marker" in student
     namespace = {}
     exec(compile(student, "m.py", "exec"), namespace)
@@ -210,8 +213,8 @@ def test_region_parsing_hint_continuation_and_stub():
     ("### BEGIN SOLUTION [a:b] (hint: never closed\nx = 1\n### END SOLUTION\n", "never closes"),
 ])
 def test_malformed_regions_are_reported_with_file_and_line(src, error):
-    with pytest.raises(assign.AssignError, match=error) as info:
-        assign.find_regions(src, "bad.py")
+    with pytest.raises(AssignError, match=error) as info:
+        regions.find_regions(src, "bad.py")
     assert "bad.py:" in str(info.value)
 
 
@@ -239,19 +242,56 @@ def test_generation_is_deterministic(course, tmp_path):
 
 def test_force_replaces_only_an_earlier_handout(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(assign.AssignError, match="not empty.*--force"):
+    with pytest.raises(AssignError, match="not empty.*--force"):
         assign.write_student_version(tmp_path, ["lstm"])
-    with pytest.raises(assign.AssignError, match=f"refusing to empty {tmp_path}: it is not a handout"):
+    with pytest.raises(AssignError, match=f"refusing to replace {tmp_path}: it is not a handout"):
         assign.write_student_version(tmp_path, ["lstm"], force=True)  # not written by assign: never emptied
     assert (tmp_path / "notes.txt").read_text() == "mine"
     out = tmp_path / "handout"
     assign.write_student_version(out, ["lstm"])
-    (out / "stale.txt").write_text("from an earlier handout")
-    assign.write_student_version(out, ["dropout"], force=True)  # an earlier handout: replaced whole
-    assert not (out / "stale.txt").exists() and (out / assign.MARKER).is_file()
+    assert (out / "tests/test_lstm.py").is_file()
+    (out / "stale.txt").write_text("the student's own file")
+    assign.write_student_version(out, ["dropout"], force=True)  # an earlier handout: its files replaced
+    assert not (out / "tests/test_lstm.py").exists() and (out / "tests/test_dropout.py").is_file()
+    assert (out / "stale.txt").read_text() == "the student's own file"  # not written by assign: kept
     assert json.loads((out / "assignment.json").read_text())["assignments"] == ["dropout"]
-    with pytest.raises(assign.AssignError, match="refusing"):
+    assert set(json.loads((out / assign.MARKER).read_text())["files"]) == \
+        {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} - {assign.MARKER, "stale.txt"}
+    with pytest.raises(AssignError, match="refusing"):
         assign.write_student_version(REPO, ["lstm"], force=True)
+
+
+def test_force_never_removes_what_assign_did_not_write(tmp_path):
+    """Issue 22: --force removes only the files of the manifest, and refuses rather than lose anyone's work."""
+    out = tmp_path / "handout"
+    assign.write_student_version(out, ["lstm"])
+    (out / ".git").mkdir()  # the handout committed to a course repository
+    (out / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (out / "minilstm" / "mine.py").write_text("X = 1\n")  # a file the student added, inside a folder assign wrote
+    assign.write_student_version(out, ["lstm"], force=True)
+    assert (out / ".git" / "HEAD").is_file() and (out / "minilstm" / "mine.py").is_file()
+    # a file assign wrote and someone changed since: refused, nothing touched
+    lstm_py = out / "minilstm" / "ops" / "lstm.py"
+    lstm_py.write_text(lstm_py.read_text() + "# my work\n")
+    with pytest.raises(AssignError, match=r"minilstm/ops/lstm.py changed since minilstm assign wrote it") as info:
+        assign.write_student_version(out, ["dropout"], force=True)
+    assert "\n" not in str(info.value) and lstm_py.read_text().endswith("# my work\n")
+    assert (out / "tests" / "test_lstm.py").is_file()  # the old handout is still whole
+    lstm_py.unlink()  # deleted on purpose: nothing to lose, replaced again
+    # a file of the new handout where the student put one of their own: refused
+    (out / "tests" / "test_dropout.py").write_text("my tests\n")
+    with pytest.raises(AssignError, match=r"would overwrite tests/test_dropout.py, which the earlier assign did"):
+        assign.write_student_version(out, ["dropout"], force=True)
+    assert (out / "tests" / "test_dropout.py").read_text() == "my tests\n"
+    # a folder that merely holds the marker, or a manifest naming a path outside the handout: not assign's
+    for text in ("Written by minilstm assign\n", '{"files": {"../victim.txt": "0"}}', '{"files": {".git/HEAD": "0"}}'):
+        other = tmp_path / f"other{len(text)}"
+        other.mkdir()
+        (other / assign.MARKER).write_text(text)
+        (tmp_path / "victim.txt").write_text("keep")
+        with pytest.raises(AssignError, match="is not a handout written by minilstm assign"):
+            assign.write_student_version(other, ["lstm"], force=True)
+        assert (tmp_path / "victim.txt").exists() and sorted(p.name for p in other.iterdir()) == [assign.MARKER]
 
 
 def test_a_wheel_install_without_the_course_sources_stops_with_a_clear_error(tmp_path):
@@ -259,22 +299,22 @@ def test_a_wheel_install_without_the_course_sources_stops_with_a_clear_error(tmp
     site = tmp_path / "site-packages"
     site.mkdir()
     (site / "minilstm").symlink_to(REPO / "minilstm")
-    with pytest.raises(assign.AssignError, match="installed from a wheel.*--source"):
+    with pytest.raises(AssignError, match="installed from a wheel.*--source"):
         assign.write_student_version(tmp_path / "out", ["lstm"], source_root=site)
     assert not (tmp_path / "out").exists()
 
 
 def test_the_leak_check_refuses_a_handout_that_repeats_a_solution(monkeypatch):
-    monkeypatch.setattr(assign, "DUPLICATE_FILES", {})  # bench.py's classroom LSTM would go out as it is
-    with pytest.raises(assign.AssignError, match=r"leak: minilstm/bench.py contains the solution of \[lstm:"):
+    monkeypatch.setattr(regions, "DUPLICATE_FILES", {})  # bench.py's classroom LSTM would go out as it is
+    with pytest.raises(AssignError, match=r"leak: minilstm/bench.py contains the solution of \[lstm:"):
         assign.build(["lstm"])
     monkeypatch.undo()
-    real = assign._render_duplicates
+    real = regions.render_duplicates
     for rel, key in (("minilstm/training.py", "training:evaluate"),  # evaluate_ensemble: a template for evaluate
                      ("lessons/05_dropout_placement.py", "training:loop")):  # its training loop by hand
-        monkeypatch.setattr(assign, "_render_duplicates", lambda text, path, stubbed, drop=False, rel=rel:
+        monkeypatch.setattr(regions, "render_duplicates", lambda text, path, stubbed, drop=False, rel=rel:
                             real(text, path, set() if path == rel and not drop else stubbed, drop))
-        with pytest.raises(assign.AssignError, match=rf"leak: {rel[:-3]}.* contains the solution of \[{key}\]"):
+        with pytest.raises(AssignError, match=rf"leak: {rel[:-3]}.* contains the solution of \[{key}\]"):
             assign.build(["training"])
 
 
@@ -330,7 +370,7 @@ def test_handout_contents(course):
     assert not any(f.startswith("lessons/out/") or f.endswith("INSTRUCTORS.md") for f in files)
     for f in files:
         if f.endswith(".py"):  # (assign.py's docstring may *show* a marker: find_regions skips docstrings)
-            assert assign.find_regions((course / f).read_text(), f) == [], f
+            assert regions.find_regions((course / f).read_text(), f) == [], f
         elif f.endswith(".ipynb"):
             assert "### BEGIN SOLUTION" not in (course / f).read_text(), f
     lstm_py = (course / "minilstm/ops/lstm.py").read_text()
@@ -354,7 +394,7 @@ def test_handout_contents(course):
 
 
 def test_handout_imports_and_stubs_raise_with_their_hints(course):
-    hints = {r.function: r.hint for r in assign.collect_regions(REPO) if r.key == "lstm:cell_forward"}
+    hints = {r.function: r.hint for r in regions.collect_regions(REPO) if r.key == "lstm:cell_forward"}
     code = (
         "import numpy as np, minilstm, minilstm.training, minilstm.cli, minilstm.model\n"
         "print(minilstm.__file__)\n"
@@ -421,14 +461,14 @@ def test_a_typical_bug_costs_its_part_only_and_names_the_function(graded, bug_id
     for word in words:
         assert word in text, text
     assert "your code here" not in text
-    shown = grade.format_report(report)  # the report names the failing group and keeps the message whole
+    shown = format_report(report)  # the report names the failing group and keeps the message whole
     failing = [g for g in lost["groups"] if not g["passed"]]
     assert all(f"{part}/{g['name']}" in shown for g in failing)
     assert all(w in " ".join(shown.split()) for w in words)
 
 
 def test_grade_refuses_a_folder_without_the_package(tmp_path):
-    with pytest.raises(grade.GradeError, match="no minilstm package"):
+    with pytest.raises(GradeError, match="no minilstm package"):
         grade.grade(tmp_path)
 
 
@@ -444,7 +484,7 @@ def test_a_syntax_error_costs_the_parts_of_its_file(graded):
 
 def test_command_line_assign_then_grade_with_json_report(tmp_path, capsys):
     parser = argparse.ArgumentParser(prog="minilstm")
-    assign.add_cli(parser.add_subparsers(dest="command"))
+    add_cli(parser.add_subparsers(dest="command"))
     out = tmp_path / "handout"
     args = parser.parse_args(["assign", str(out), "--assignment", "dropout", "--solved", "dropout:operator"])
     assert args.func(args) == 0

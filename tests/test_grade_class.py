@@ -9,12 +9,15 @@ import json
 
 import pytest
 
-from minilstm import assign, grade
+from minilstm.classroom import assign, grade
+from minilstm.classroom.cli import add_cli
+from minilstm.classroom.errors import GradeError
+from minilstm.classroom.instructor import load_instructor
 
 
 def _parser():
     parser = argparse.ArgumentParser(prog="minilstm")
-    assign.add_cli(parser.add_subparsers(dest="command"))
+    add_cli(parser.add_subparsers(dest="command"))
     return parser
 
 
@@ -71,17 +74,17 @@ def test_gradebook_and_feedback_for_every_student(klass):
 
 
 def test_instructor_points_per_part_and_group(klass):
-    cfg = grade.load_instructor(klass["instructor"])
+    cfg = load_instructor(klass["instructor"])
     assert sum(cfg["points"]["dropout:operator"].values()) == 20
     assert cfg["points"]["dropout:placement"] == {"zaremba": 10, "recurrent": 6, "none_and_eval": 4}
     (klass["root"] / "bad").mkdir()
     (klass["root"] / "bad" / "grading.json").write_text(json.dumps({"points": {"lstm:nope": 3}}))
-    with pytest.raises(grade.GradeError, match="unknown part 'lstm:nope'"):
-        grade.load_instructor(klass["root"] / "bad")
+    with pytest.raises(GradeError, match="unknown part lstm:nope in points; parts: lstm:cell_forward, "):
+        load_instructor(klass["root"] / "bad")
     (klass["root"] / "bad" / "grading.json").write_text("{}")
     (klass["root"] / "bad" / "checks.py").write_text("EXTRA_GROUPS = {'dropout:operator': [('mask', 1, 't', len)]}")
-    with pytest.raises(grade.GradeError, match="needs a new name"):
-        grade.load_instructor(klass["root"] / "bad")
+    with pytest.raises(GradeError, match="needs a new name"):
+        load_instructor(klass["root"] / "bad")
 
 
 def test_gradescope_results_json(klass, tmp_path):

@@ -34,8 +34,16 @@ from pathlib import Path
 
 import pytest
 
-from minilstm import assign, grade
-from minilstm.assignments import ASSIGNMENTS, all_parts, plan_path, reference_parts
+from minilstm.classroom import assign, grade, regions
+from minilstm.classroom.assemble import assemble, reference_patches
+from minilstm.classroom.assignments import ASSIGNMENTS, all_parts, module_file, reference_parts
+from minilstm.classroom.cli import add_cli
+from minilstm.classroom.errors import GradeError
+from minilstm.classroom.gradebook import write_gradebook
+from minilstm.classroom.plan import grading_plan, load_plan, plan_path
+from minilstm.classroom.reports import format_report
+from minilstm.classroom.submission import normalize_source
+from minilstm.classroom.verdicts import only_work
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = all_parts()
@@ -60,7 +68,7 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
 
 def _parser():
     parser = argparse.ArgumentParser(prog="minilstm")
-    assign.add_cli(parser.add_subparsers(dest="command"))
+    add_cli(parser.add_subparsers(dest="command"))
     return parser
 
 
@@ -74,12 +82,12 @@ def _copy(src: Path, dest: Path) -> Path:
 
 def _stubbed_handout(out: Path, statement: str) -> Path:
     """The whole course handed out, every region of the package replaced by ``statement``."""
-    real = assign.stub_lines
-    assign.stub_lines = lambda r: [r.indent + statement] if r.path.startswith("minilstm/") else real(r)
+    real = regions.stub_lines
+    regions.stub_lines = lambda r: [r.indent + statement] if r.path.startswith("minilstm/") else real(r)
     try:
         assign.write_student_version(out)
     finally:
-        assign.stub_lines = real
+        regions.stub_lines = real
     return out
 
 
@@ -138,12 +146,12 @@ def built(tmp_path_factory):
         lstm_py.write_text(lstm_py.read_text() + BORROWED_STEP)
         plans[name] = _lstm_only("lstm:step")
     # 2. every part alone in a handout of stubs (its functions the reference's): its uses are all it needs
-    patches = grade.reference_patches()
+    patches = reference_patches()
     for key, part in PARTS.items():
         name = f"alone-{key}"
         sub[name] = _copy(course, root / name.replace(":", "-"))
         for spec in part.functions:
-            rel, qualname = grade._module_file(spec), spec.split(":", 1)[1]
+            rel, qualname = module_file(spec), spec.split(":", 1)[1]
             with open(sub[name] / rel, "a") as f:
                 f.write(patches[(rel, qualname)])
         plans[name] = _only(key)
@@ -190,7 +198,7 @@ def test_a_swapped_handout_record_changes_nothing(graded, built):
     assert report["max_score"] == COURSE_POINTS and [a["name"] for a in report["assignments"]] == list(ASSIGNMENTS)
     (note,) = [n for n in report["notes"] if "disagrees" in n]
     assert "assignments [lstm]" in note and "--plan" in note and f"{COURSE_POINTS} points" in note
-    assert "note: the handout's assignment.json disagrees" in " ".join(grade.format_report(report).split())
+    assert "note: the handout's assignment.json disagrees" in " ".join(format_report(report).split())
 
 
 def test_an_edited_handout_record_gives_nothing_away(graded):
@@ -211,7 +219,7 @@ def test_a_malformed_handout_record_is_noted_not_a_crash(graded):
 
 def test_without_a_plan_grading_stops_with_one_line(built, capsys):
     folder = built["sub"]["pass"]
-    with pytest.raises(grade.GradeError, match="no grading plan: pass --plan"):
+    with pytest.raises(GradeError, match="no grading plan: pass --plan"):
         grade.grade(folder)
     args = _parser().parse_args(["grade", str(folder)])
     assert args.func(args) == 2
@@ -221,34 +229,34 @@ def test_without_a_plan_grading_stops_with_one_line(built, capsys):
 
 def test_a_plan_that_gives_every_part_away_is_refused(built, tmp_path):
     everything = {"assignments": ["lstm"], "solved": [k for k in PARTS if k.startswith("lstm:")]}
-    with pytest.raises(grade.GradeError, match="leaves nothing to grade"):
+    with pytest.raises(GradeError, match="leaves nothing to grade"):
         grade.grade(built["sub"]["pass"], plan=everything)
     (tmp_path / "grading.json").write_text(json.dumps(everything))
-    with pytest.raises(grade.GradeError, match="leaves nothing to grade"):
+    with pytest.raises(GradeError, match="leaves nothing to grade"):
         grade.grade(built["sub"]["pass"], instructor=tmp_path)
 
 
 def test_where_the_plan_comes_from(tmp_path):
     plan = tmp_path / "h.plan.json"
     plan.write_text(json.dumps({"assignments": ["dropout"], "solved": ["dropout:operator"], "parts": {}}))
-    loaded = grade.load_plan(plan)
+    loaded = load_plan(plan)
     assert loaded["assignments"] == ["dropout"] and loaded["from"] == f"--plan {plan}"
-    made = grade._grading_plan(None, {"assignments": ["lstm"], "solved": None, "folder": "X"}, None, loaded)
+    made = grading_plan(None, {"assignments": ["lstm"], "solved": None, "folder": "X"}, None, loaded)
     assert [a.name for a in made["chosen"]] == ["dropout"] and made["given"] == {"dropout:operator"}  # the file
-    made = grade._grading_plan(["lstm"], None, ["lstm:step"], loaded)  # the command line first
+    made = grading_plan(["lstm"], None, ["lstm:step"], loaded)  # the command line first
     assert [a.name for a in made["chosen"]] == ["lstm"] and made["given"] == {"lstm:step"}
-    made = grade._grading_plan(["all"], None, None, None)
+    made = grading_plan(["all"], None, None, None)
     assert len(made["chosen"]) == len(ASSIGNMENTS) and made["given"] == set()
-    made = grade._grading_plan(None, {"assignments": ["training"], "solved": ["training:loop"], "folder": "X"})
+    made = grading_plan(None, {"assignments": ["training"], "solved": ["training:loop"], "folder": "X"})
     assert [a.name for a in made["chosen"]] == ["training"] and made["given"] == {"training:loop"}
     for bad, why in (({"assignments": []}, "non-empty"), ({"assignments": ["nope"]}, "unknown assignment"),
                      ({"assignments": ["lstm"], "solved": ["lstm:nope"]}, "solved")):
         plan.write_text(json.dumps(bad))
-        with pytest.raises(grade.GradeError, match=why):
-            grade.load_plan(plan)
+        with pytest.raises(GradeError, match=why):
+            load_plan(plan)
     plan.write_text("[" * 100_000)
-    with pytest.raises(grade.GradeError, match="not a plan"):
-        grade.load_plan(plan)
+    with pytest.raises(GradeError, match="not a plan"):
+        load_plan(plan)
     help_text = _parser()._subparsers._group_actions[0].choices["grade"].format_help()
     assert "--plan" in help_text and "OUT.plan.json" in help_text
 
@@ -284,14 +292,14 @@ def test_uses_are_known_parts_and_closed():
 
 
 def test_assemble_keeps_the_students_own_functions_outside_the_uses(built, tmp_path):
-    grade.assemble(built["sub"]["borrower"], tmp_path / "step", "lstm:step")
+    assemble(built["sub"]["borrower"], tmp_path / "step", "lstm:step")
     text = (tmp_path / "step/minilstm/ops/lstm.py").read_text()
     assert "the reference cell_forward" in text and "the reference cell_backward" in text
     assert "the reference lstm_forward" not in text and "the reference lstm_backward" not in text
     # a file that does not compile is taken from the reference with the functions of parts not used raising
     broken = _copy(built["sub"]["borrower"], tmp_path / "broken")
     (broken / "minilstm/ops/lstm.py").write_text("def oops(:\n")
-    grade.assemble(broken, tmp_path / "masked", "translation:masked_loss")
+    assemble(broken, tmp_path / "masked", "translation:masked_loss")
     text = (tmp_path / "masked/minilstm/ops/lstm.py").read_text()
     assert "lstm_forward = _minilstm_unavailable" in text and "cell_forward = _minilstm_unavailable" in text
 
@@ -316,10 +324,10 @@ def test_validation_groups_need_a_correct_value_first():
         {"name": "values", "score": 0, "points": 3, "passed": False, "messages": ["wrong"]},
         {"name": "float32", "score": 0, "points": 1, "passed": False, "messages": ["wrong"]},
         {"name": "inputs", "score": 1, "points": 1, "passed": True, "messages": []}]}
-    out = grade._only_work(json.loads(json.dumps(result)), part)
+    out = only_work(json.loads(json.dumps(result)), part)
     assert out["score"] == 0 and not out["groups"][2]["passed"] and "a stub earns nothing" in out["messages"][-1]
     result["groups"][1].update(score=1, passed=True, messages=[])
-    out = grade._only_work(json.loads(json.dumps(result)), part)
+    out = only_work(json.loads(json.dumps(result)), part)
     assert [g["score"] for g in out["groups"]] == [0, 1, 1]  # float32 passed: the inputs group counts
 
 
@@ -332,7 +340,7 @@ def test_bom_crlf_non_ascii_and_a_linked_file_grade_as_the_plain_code(graded):
     assert scores(plain) == {"lstm:cell_backward": 0, "lstm:step": PARTS["lstm:step"].points}
     for name in ("encoded", "linked"):
         report = graded["reports"][name]
-        assert scores(report) == scores(plain), (name, grade.format_report(report))
+        assert scores(report) == scores(plain), (name, format_report(report))
         for key in scores(plain):
             assert groups(report, key) == groups(plain, key), (name, key)
     notes = " ".join(graded["reports"]["linked"]["notes"])
@@ -340,11 +348,11 @@ def test_bom_crlf_non_ascii_and_a_linked_file_grade_as_the_plain_code(graded):
 
 
 def test_source_is_normalised_to_utf8_without_bom_or_cr():
-    assert grade._normalize_source(b"\xef\xbb\xbfx = 1\r\ny = 2\r") == b"x = 1\ny = 2\n"
+    assert normalize_source(b"\xef\xbb\xbfx = 1\r\ny = 2\r") == b"x = 1\ny = 2\n"
     latin = "# -*- coding: latin-1 -*-\nname = 'Müller'\n".encode("latin-1")
-    out = grade._normalize_source(latin).decode("utf-8")
+    out = normalize_source(latin).decode("utf-8")
     assert "Müller" in out and "coding: latin-1" not in out and out.count("\n") == 2
-    assert grade._normalize_source(b"\xff\xfe not decodable") == b"\xff\xfe not decodable"
+    assert normalize_source(b"\xff\xfe not decodable") == b"\xff\xfe not decodable"
 
 
 # --------------------------------------------------------------------------- 4. a class run
@@ -409,7 +417,7 @@ def test_formula_like_names_and_messages_are_text_in_the_csv(klass):
     assert "\\rCR" in klass["printed"] and "\rCR" not in klass["printed"]  # one printable line per student
     report = {"student_dir": "/c/=HYPERLINK(\"x\")", "score": 0, "max_score": 5, "assignments": [],
               "errors": ["=cmd|' /C calc'!A0"], "notes": ["+1", "-2"]}
-    book = grade.write_gradebook([report, {**report, "student_dir": "/c/-1"}], klass["root"] / "unit")
+    book = write_gradebook([report, {**report, "student_dir": "/c/-1"}], klass["root"] / "unit")
     got = list(csv.reader(open(book, newline="")))
     assert got[1][0] == "'=HYPERLINK(\"x\")" and got[1][3] == "'=cmd|' /C calc'!A0"
     assert got[1][4] == "'+1; -2" and got[2][0] == "'-1"
@@ -435,7 +443,7 @@ def test_a_sparse_file_is_not_copied_and_notes_say_what_was_skipped(klass, tmp_p
     assert "minilstm/huge.py (400 MiB)" in row["notes"]
     assert "not Python source" in row["notes"] and "blob.bin" in row["notes"]
     started = time.monotonic()
-    grade.assemble(klass["root"] / "class1/sparse", tmp_path / "pkg", "lstm:cell_forward")
+    assemble(klass["root"] / "class1/sparse", tmp_path / "pkg", "lstm:cell_forward")
     assert time.monotonic() - started < 5
     assert not (tmp_path / "pkg/minilstm/huge.py").exists() and not (tmp_path / "pkg/minilstm/ops/blob.bin").exists()
     assert (tmp_path / "pkg/minilstm/ops/lstm.py").is_file()

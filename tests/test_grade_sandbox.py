@@ -1,4 +1,4 @@
-"""Red team: the operating-system boundary around a graded part (minilstm/sandbox.py).
+"""Red team: the operating-system boundary around a graded part (minilstm/classroom/sandbox/).
 
 Each attack below is one submission of the lstm assignment in which ``cell_forward`` is replaced by
 code that tries, with ordinary OS tools, to fetch the reference's ``cell_forward`` and run it (which
@@ -27,8 +27,10 @@ from pathlib import Path
 import pytest
 
 import minilstm
-from minilstm import assign, grade, sandbox
-from minilstm.assignments import ASSIGNMENTS
+from minilstm.classroom import assign, grade, sandbox
+from minilstm.classroom.assignments import ASSIGNMENTS
+from minilstm.classroom.gradebook import write_gradebook
+from minilstm.classroom.sandbox import child
 
 REF = Path(minilstm.__file__).resolve().parent     # the reference package this grader runs
 CHECKOUT = REF.parent
@@ -478,7 +480,7 @@ def graded(tmp_path_factory):
         seconds = time.monotonic() - started
     by_id = dict(zip(subs, reports))
     # the grader's outputs, written once the grading is over; then time for a daemon to strike
-    grade.write_gradebook(reports, watch)
+    write_gradebook(reports, watch)
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in watch.iterdir() if p.is_file()}
     time.sleep(3)
     after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in watch.iterdir() if p.is_file()}
@@ -534,7 +536,7 @@ def test_a_setsid_daemon_dies_with_its_part_and_the_outputs_stay_untouched(grade
 def test_a_1_gib_file_is_stopped_by_the_file_size_limit(graded):
     text = said(graded["reports"]["big-file"])
     wrote = int(re.search(r"WROTE (\d+) bytes", text).group(1))
-    assert wrote <= grade.MAX_OUTPUT_BYTES, text
+    assert wrote <= child.MAX_OUTPUT_BYTES, text
     assert "File too large" in text or "EFBIG" in text or "27" in text, text
 
 
@@ -542,7 +544,7 @@ def test_a_1_gib_file_is_stopped_by_the_file_size_limit(graded):
 def test_many_files_are_stopped_by_the_private_folders_size(graded):
     text = said(graded["reports"]["many-files"])
     wrote = int(re.search(r"WROTE (\d+) bytes", text).group(1))
-    assert wrote <= 3 * grade.MAX_OUTPUT_BYTES, text  # the tmpfs: twice the outputs' limit and the inputs
+    assert wrote <= 3 * child.MAX_OUTPUT_BYTES, text  # the tmpfs: twice the outputs' limit and the inputs
     assert "No space left on device" in text, text
 
 
@@ -568,10 +570,10 @@ def test_no_network(graded):
     assert "NETWORK refused" in text and not graded["connections"], (text, graded["connections"])
 
 
-def test_the_child_is_told_nothing_of_the_reference():
+def test_the_child_is_told_nothing_of_the_reference(tmp_path):
     """What a child gets (its spec's rules, its job file) names no file of the reference, the checkout or
     another part: only Python, NumPy, the system libraries and its own folders."""
-    rules = grade._child_rules(Path("/nonexistent/site"))
+    rules = child.World(tmp_path).rules
     reads = [p for p, _ in rules]
     assert not [p for p in reads if p == str(REF) or p.startswith(str(REF) + os.sep)]
     assert not [p for p in reads if (p == str(CHECKOUT) or p.startswith(str(CHECKOUT) + os.sep))

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from minilstm import assign, grade
-from minilstm.assignments import ASSIGNMENTS, all_parts
+from minilstm.classroom import assign, grade
+from minilstm.classroom.assignments import ASSIGNMENTS, all_parts
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = all_parts()
@@ -91,7 +91,8 @@ if _cfg:  # rewrite the scratch copies of the tests before pytest collects them
             open(_os.path.join(_c["test_dir"], _n), "w").write(_src)
 STATUS = []
 for _p in list(_sys.path):  # rewrite any grading code in reach so that every check passes
-    for _f in ("_minilstm_probes.py", "minilstm/assignments/checks.py", "minilstm/assignments/probes.py"):
+    for _f in ("_minilstm_probes.py", "minilstm/classroom/assignments/checks.py",
+               "minilstm/classroom/assignments/probes.py"):
         _t = _os.path.join(_p, _f)
         if _os.path.exists(_t) and not _t.startswith(_os.path.dirname(_os.path.dirname(__file__))):
             try:
@@ -276,7 +277,7 @@ def test_the_reference_package_is_out_of_reach(graded):
 def test_grading_code_in_reach_cannot_be_rewritten(graded):
     text = messages(graded["reports"]["rewrite-the-test-copies"])
     assert "OPENED-FOR-WRITING" not in text, text
-    assert (REPO / "minilstm/assignments/checks.py").read_text().endswith("return ctx.messages\n")
+    assert (REPO / "minilstm/classroom/assignments/checks.py").read_text().endswith("return ctx.messages\n")
 
 
 def test_the_child_sees_its_inputs_and_nothing_of_the_answers(graded):

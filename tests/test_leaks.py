@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minilstm import assign
-from minilstm.assignments import ASSIGNMENTS, part_key
+from minilstm.classroom import assign, leaks, regions
+from minilstm.classroom.assignments import ASSIGNMENTS, part_key
+from minilstm.classroom.errors import AssignError
 
 REPO = Path(__file__).resolve().parents[1]
 EVERY_PART = [part_key(a, p) for a in ASSIGNMENTS.values() for p in a.parts]
@@ -35,7 +36,7 @@ def course_copy(tmp_path: Path) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", ".pytest_cache")
     shutil.copytree(REPO / "minilstm", root / "minilstm", ignore=ignore)
     shutil.copytree(REPO / "lessons", root / "lessons", ignore=ignore)
-    shutil.rmtree(root / "lessons" / assign.LESSON_OUTPUTS, ignore_errors=True)
+    shutil.rmtree(root / "lessons" / regions.LESSON_OUTPUTS, ignore_errors=True)
     for name in assign.ROOT_FILES:
         if (REPO / name).is_file():
             shutil.copy(REPO / name, root / name)
@@ -49,7 +50,7 @@ def append(root: Path, rel: str, text: str) -> None:
 
 def leak_error(root: Path, assignments, rel: str, key: str):
     """Building the handout must stop, naming ``rel`` and the part ``key``."""
-    with pytest.raises(assign.AssignError) as info:
+    with pytest.raises(AssignError) as info:
         assign.build(assignments, source_root=root)
     message = str(info.value)
     assert re.search(rf"^leak: {re.escape(rel)}\b.* contains the solution of \[{re.escape(key)}\]", message, re.M), \
@@ -63,18 +64,18 @@ def leak_error(root: Path, assignments, rel: str, key: str):
 def test_canonical_tokens_relate_markdown_latex_and_code():
     same = ["c = f * c_prev + i * g", "c_t = f_t * c_{t-1} + i_t * g_t", "next_c = f * prev_c + i * g",
             "c_t = f_t \\odot c_{t-1} + i_t \\odot g_t"]
-    assert len({tuple(assign.canonical_tokens(s)) for s in same}) == 1
+    assert len({tuple(leaks.canonical_tokens(s)) for s in same}) == 1
     # the reference's in-place NumPy calls, pseudocode's operators and a C kernel's elements
-    assert assign.canonical_tokens("xp.multiply(f, prev_c, out=next_c)") == assign.canonical_tokens("next_c = f * prev_c")
-    assert assign.canonical_tokens("xp.tanh(next_c, out=tanh_c)") == assign.canonical_tokens("tanh_c = tanhf(c[k]);")
-    assert assign.canonical_tokens("dx = da @ cache.Wx.T") == assign.canonical_tokens("dx = da Wx^T")
-    assert assign.canonical_tokens("a = x @ Wx + prev_h @ Wh + b") == \
-        assign.canonical_tokens("a = x_t W_x + h_{t-1} W_{h} + b")
-    assert assign.canonical_tokens("1.0 - tc ** 2") == assign.canonical_tokens("T(1) - tc^2")
-    assert assign.canonical_tokens("dWx_loop += dWx_t") == assign.canonical_tokens("dWx += dWx_t")
+    assert leaks.canonical_tokens("xp.multiply(f, prev_c, out=next_c)") == leaks.canonical_tokens("next_c = f * prev_c")
+    assert leaks.canonical_tokens("xp.tanh(next_c, out=tanh_c)") == leaks.canonical_tokens("tanh_c = tanhf(c[k]);")
+    assert leaks.canonical_tokens("dx = da @ cache.Wx.T") == leaks.canonical_tokens("dx = da Wx^T")
+    assert leaks.canonical_tokens("a = x @ Wx + prev_h @ Wh + b") == \
+        leaks.canonical_tokens("a = x_t W_x + h_{t-1} W_{h} + b")
+    assert leaks.canonical_tokens("1.0 - tc ** 2") == leaks.canonical_tokens("T(1) - tc^2")
+    assert leaks.canonical_tokens("dWx_loop += dWx_t") == leaks.canonical_tokens("dWx += dWx_t")
     # but different computations stay different
-    assert assign.canonical_tokens("h = o * tanh(c)") != assign.canonical_tokens("h = o * tanh_c")
-    assert assign.canonical_tokens("da_i = di * i * (1 - i)") != assign.canonical_tokens("da_i = di * (1 - i * i)")
+    assert leaks.canonical_tokens("h = o * tanh(c)") != leaks.canonical_tokens("h = o * tanh_c")
+    assert leaks.canonical_tokens("da_i = di * i * (1 - i)") != leaks.canonical_tokens("da_i = di * (1 - i * i)")
 
 
 # ----------------------------------------------------------------------------- restatements are refused
@@ -119,7 +120,7 @@ def test_the_lessons_leaked_before_their_duplicate_blocks(tmp_path, lesson, key)
     path = root / "lessons" / f"{lesson}.py"
     text = path.read_text()
     assert f"### BEGIN DUPLICATE [{key}]" in text
-    path.write_text(assign._render_duplicates(text, path.name, set()))  # the markers go, the text stays
+    path.write_text(regions.render_duplicates(text, path.name, set()))  # the markers go, the text stays
     leak_error(root, ["lstm"], f"lessons/{lesson}.ipynb", key)
 
 
@@ -206,9 +207,9 @@ def expected_cell_backward(dh, dc, gates, prev_c, tanh_c):
 def test_a_test_helper_that_states_the_solution_is_refused(tmp_path):
     """(d) A helper shipped with the visible tests that computes the expected gradients as the solution does."""
     root = course_copy(tmp_path)
-    append(root, "minilstm/assignments/visible/assignment_helpers.py", HELPER)
+    append(root, "minilstm/classroom/assignments/visible/assignment_helpers.py", HELPER)
     message = leak_error(root, ["lstm"], "tests/assignment_helpers.py", "lstm:cell_backward")
-    assert re.search(r"^leak: minilstm/assignments/visible/assignment_helpers.py\b", message, re.M)
+    assert re.search(r"^leak: minilstm/classroom/assignments/visible/assignment_helpers.py\b", message, re.M)
     assign.build(["translation"], source_root=root)
 
 
@@ -259,8 +260,8 @@ def test_text_that_quotes_given_code_is_not_a_leak(tmp_path, monkeypatch):
     root = course_copy(tmp_path)
     append(root, "lessons/10_translation.py", GIVEN_CODE_QUOTED)
     assign.build(["translation"], source_root=root)
-    real = assign._given
-    monkeypatch.setattr(assign, "_given", lambda source_root: {**real(source_root), "code": set()})
+    real = leaks._given
+    monkeypatch.setattr(leaks, "_given", lambda source_root: {**real(source_root), "code": set()})
     leak_error(root, ["translation"], "lessons/10_translation.ipynb", "translation:greedy")
 
 
@@ -319,21 +320,21 @@ def test_duplicate_blocks_of_comments_become_a_note_and_instead_may_continue():
             "# hidden\n"
             "### END DUPLICATE\n"
             "y = 2\n")
-    out = assign._render_duplicates(text, "t.py", {"lstm:step"})
+    out = regions.render_duplicates(text, "t.py", {"lstm:step"})
     assert out == ("x = 1\n# (Left out of this handout: it would give away [lstm:step].)\n"
                    "# a long note (with parentheses) on two lines\ny = 2\n")
-    kept = assign._render_duplicates(text, "t.py", {"dropout:operator"})
+    kept = regions.render_duplicates(text, "t.py", {"dropout:operator"})
     assert "hidden" in kept and "next_c" in kept and "DUPLICATE" not in kept and "on two lines" not in kept
-    with pytest.raises(assign.AssignError, match="never closes"):
-        assign._render_duplicates("### BEGIN DUPLICATE [lstm:step] (instead: f(\n# x\n### END DUPLICATE\n",
+    with pytest.raises(AssignError, match="never closes"):
+        regions.render_duplicates("### BEGIN DUPLICATE [lstm:step] (instead: f(\n# x\n### END DUPLICATE\n",
                                   "t.py", {"lstm:step"})
-    with pytest.raises(assign.AssignError, match="cannot be nested"):
-        assign._render_duplicates("### BEGIN DUPLICATE [lstm:step]\n### BEGIN DUPLICATE [lstm:step]\n"
+    with pytest.raises(AssignError, match="cannot be nested"):
+        regions.render_duplicates("### BEGIN DUPLICATE [lstm:step]\n### BEGIN DUPLICATE [lstm:step]\n"
                                   "### END DUPLICATE\n### END DUPLICATE\n", "t.py", {"lstm:step"})
 
 
 def _visible_module(monkeypatch, name):
-    visible = REPO / "minilstm" / "assignments" / "visible"
+    visible = REPO / "minilstm" / "classroom" / "assignments" / "visible"
     monkeypatch.syspath_prepend(str(visible))
     spec = importlib.util.spec_from_file_location(f"_visible_{name}", visible / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
@@ -372,5 +373,5 @@ def test_the_helpers_stored_cells_are_the_references(monkeypatch):
         assert helpers.stored_cell(moved, prev_c) is None
         for mine, ref in zip(helpers.cell_equations(moved, prev_c), _reference_cell(moved, prev_c)):
             np.testing.assert_allclose(mine, ref, rtol=1e-13, atol=1e-15)
-    source = (REPO / "minilstm" / "assignments" / "visible" / "assignment_helpers.py").read_text()
+    source = (REPO / "minilstm" / "classroom" / "assignments" / "visible" / "assignment_helpers.py").read_text()
     assert "f * prev_c + i * g" not in source and "+ i * g" not in source

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from minilstm import assign
-from minilstm.assignments import ASSIGNMENTS, part_key
+from minilstm.classroom import assign
+from minilstm.classroom.assignments import ASSIGNMENTS, part_key
 
 REPO = Path(__file__).resolve().parents[1]
 LESSONS = sorted((REPO / "lessons").glob("[0-9]*.py"))

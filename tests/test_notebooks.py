@@ -7,7 +7,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from minilstm import assign, notebooks
+from minilstm import notebooks
+from minilstm.classroom import assign
+from minilstm.classroom.errors import AssignError
 
 REPO = Path(__file__).resolve().parents[1]
 LESSONS = sorted((REPO / "lessons").glob("[0-9]*.py"))
@@ -71,7 +73,7 @@ def test_lessons_convert_deterministically_and_validate(lesson):
 
 def test_assign_says_which_extra_is_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "jupytext", None)  # as if jupytext were not installed
-    with pytest.raises(assign.AssignError, match=r'pip install "minilstm\[classroom\]"'):
+    with pytest.raises(AssignError, match=r'pip install "minilstm\[classroom\]"'):
         assign.percent_to_notebook("# %%\nx = 1\n", "demo")
 
 

@@ -42,7 +42,7 @@ What grades a part lives next to this file:
     runs with pytest; they do not decide the grade.
 
 None of this is secret (the package is public): the grade's integrity rests on
-the trust boundary of ``minilstm/grade.py``, not on hidden tests. Adding a part
+the trust boundary of ``minilstm/classroom/sandbox/``, not on hidden tests. Adding a part
 is one ``Part`` entry here, one ``PROBES`` entry and one ``CHECKS`` entry.
 """
 
@@ -137,7 +137,7 @@ class Assignment:
         for p in self.parts:
             if p.name == name:
                 return p
-        raise ValueError(f"assignment {self.name!r} has no part {name!r}; "
+        raise ValueError(f"assignment {self.name} has no part {name}; "
                          f"its parts are {', '.join(p.name for p in self.parts)}")
 
     @property
@@ -290,7 +290,7 @@ def get_assignment(name: str) -> Assignment:
     try:
         return ASSIGNMENTS[name]
     except KeyError:
-        raise ValueError(f"unknown assignment {name!r}; known: {', '.join(ASSIGNMENTS)}") from None
+        raise ValueError(f"unknown assignment {name}; known: {', '.join(ASSIGNMENTS)}") from None
 
 
 def select(names=None) -> list:
@@ -306,19 +306,14 @@ def part_key(assignment: Assignment, part: Part) -> str:
     return f"{assignment.name}:{part.name}"
 
 
+def module_file(spec: str) -> str:
+    """``"minilstm.ops.lstm:cell_forward"`` -> ``"minilstm/ops/lstm.py"``: the file holding a part's function."""
+    return spec.split(":", 1)[0].replace(".", "/") + ".py"
+
+
 def all_parts() -> dict:
     """{"assignment:part": Part} over every assignment."""
     return {part_key(a, p): p for a in ASSIGNMENTS.values() for p in a.parts}
-
-
-PLAN_SUFFIX = ".plan.json"
-
-
-def plan_path(handout_dir) -> Path:
-    """The grading plan of the handout ``handout_dir``: ``<handout_dir>.plan.json``, beside the folder (not in it:
-    the folder goes to the students). ``minilstm assign OUT`` writes it; ``minilstm grade --plan`` reads it."""
-    out = Path(handout_dir).resolve()
-    return out.parent / (out.name + PLAN_SUFFIX)
 
 
 def reference_parts(key: str) -> set:

@@ -1,6 +1,6 @@
 """The verdicts: each group of checks compares what the student's code returned with the reference.
 
-Runs in the grader's own process only (``minilstm/grade.py``), never in a
+Runs in the grader's own process only (``minilstm/classroom/verdicts.py``), never in a
 process that imports the student's code. Inputs are split by case
 (``{case: {field: array}}``, see ``probes.py``); ``ref`` is what the reference
 computed on them, ``theirs`` what came back from the student's child process.

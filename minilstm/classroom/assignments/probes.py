@@ -1,11 +1,11 @@
 """Probes: what the grader asks each part's code to compute, on inputs it draws fresh.
 
 A probe of a part is a list of *cases*. For each case the grader (the parent
-process, ``minilstm/grade.py``) draws inputs with a secret seed
+process, ``minilstm/classroom/grade.py``) draws inputs with a secret seed
 (``make_inputs``), runs the case with its own reference package, and sends the
 same inputs to a child process that runs the case with the student's package
 (``run``). The child sends back arrays only; the parent compares them with its
-own and decides every verdict (``minilstm/assignments/checks.py``).
+own and decides every verdict (``minilstm/classroom/assignments/checks.py``).
 
 In the child, the grader's bootstrap imports this file (copied as
 ``_minilstm_probes.py``) and calls ``_child_main(JOB_DIR)``, which reads
