@@ -190,15 +190,23 @@ print(f"({train_time:.0f} s for {K + 1} models)")
 # p(w | image, words so far) = (1/K) sum_k p_k(w | image, words so far)
 # ```
 #
-# a mixture: a proper distribution that keeps a word likely if *any* member
-# finds it likely. Its NLL per token is `-log mean_k p_k`; since `log` is
-# concave, `log mean_k p_k >= mean_k log p_k` (Jensen), so the ensemble's NLL is
-# never above the members' average NLL, token by token.
+# a mixture: the prediction of a member drawn at random, a proper distribution
+# as it stands, that keeps a word likely if *any* member finds it likely. Its
+# NLL per token is `-log mean_k p_k`; since `log` is concave,
+# `log mean_k p_k >= mean_k log p_k` (Jensen), so the ensemble's NLL is never
+# above the members' average NLL, token by token.
 #
-# Averaging the **log-probabilities** (the scores) instead gives the
-# normalized geometric mean `prod_k p_k^(1/K) / Z`: another model, which
-# punishes a word that any one member finds unlikely. Let us compute both
-# from the members' own log-probabilities, and compare with `Ensemble`.
+# Averaging the **log-probabilities** (the scores) instead is not the same
+# thing. Left as it is, `exp(mean_k log p_k)` does not sum to 1 over the
+# words, and its "perplexity" is exactly the members' average one: the
+# ensemble would seem to gain nothing. Renormalized, `prod_k p_k^(1/K) / Z`
+# (a product of experts) is another model, sharper than the mixture: it
+# punishes a word that any one member finds unlikely. (Its `Z <= 1`, by the
+# inequality of arithmetic and geometric means, so it too is never worse than
+# the members on average; which of the two scores better depends on how
+# confident and how wrong the members are.) The paper's ensemble, and
+# `minilstm`'s, is the mixture. Let us compute all three from the members' own
+# log-probabilities, and compare with `Ensemble`.
 
 # %%
 members = [load_ensemble([workdir / f"plain-{k}"]).models[0] for k in range(K)]
@@ -210,16 +218,19 @@ count = wts.sum()
 mixture_nll = -(np.log(p_target.mean(axis=0)) * wts).sum()                     # mean of probabilities
 member_nll = [-(np.log(p_target[k]) * wts).sum() for k in range(K)]
 geo = lp.mean(axis=0)                                                           # mean of log-probabilities
+raw_nll = -(np.take_along_axis(geo, tgts[..., None], -1)[..., 0] * wts).sum()  # ... as it is
 geo = geo - np.log(np.exp(geo).sum(-1, keepdims=True))                          # ... renormalized
 geo_nll = -(np.take_along_axis(geo, tgts[..., None], -1)[..., 0] * wts).sum()
 print("members' test perplexities:", " ".join(f"{np.exp(n / count):.3f}" for n in member_nll))
 print(f"their average NLL as a perplexity: {np.exp(np.mean(member_nll) / count):.4f}")
 print(f"mixture (mean of probabilities):   {np.exp(mixture_nll / count):.4f}   <- the paper's ensemble")
-print(f"geometric (mean of log-probs):     {np.exp(geo_nll / count):.4f}   <- another model")
+print(f"mean of log-probs, not normalized: {np.exp(raw_nll / count):.4f}   <- just the members' average again")
+print(f"mean of log-probs, renormalized:   {np.exp(geo_nll / count):.4f}   <- another model (product of experts)")
 ens_ppl = evaluate_perplexity(ensemble, test)
 print(f"Ensemble (minilstm.models.ensemble): {ens_ppl:.4f}")
 assert abs(np.exp(mixture_nll / count) - ens_ppl) < 1e-4 * ens_ppl
 assert mixture_nll <= np.mean(member_nll) + 1e-6, "Jensen: the mixture is never worse than the members on average"
+assert abs(raw_nll - np.mean(member_nll)) < 1e-6 * raw_nll, "unnormalized, averaged log-probs score as the members do"
 
 # %% [markdown]
 # ## Captions from one model and from the ensemble

@@ -6,11 +6,12 @@ ones. The ensemble's distribution over the next word is the mean of its members'
     p(w | context) = (1/K) sum_k p_k(w | context)
 
 a mixture, which is itself a probability distribution, and what an "averaged model" means in
-Zaremba et al. (and in ``minilstm eval`` with several checkpoints). Averaging the log-probs
-(scores) instead gives the normalized geometric mean, prod_k p_k^(1/K) / Z, a different model: it
-punishes a word any one member finds unlikely, while the mixture keeps a word any member finds
-likely, and its perplexity is never above the members' average perplexity (log is concave).
-The test pins which one this is.
+Zaremba et al. (and in ``minilstm eval`` with several checkpoints); its perplexity is never above
+the members' average perplexity (log is concave). Averaging the log-probs (scores) instead is
+another thing: unnormalized, exp(mean_k log p_k) is no distribution and scores exactly the members'
+average perplexity; renormalized, prod_k p_k^(1/K) / Z is a different model (a product of experts)
+that punishes a word any one member finds unlikely, where the mixture keeps a word any member finds
+likely. tests/test_caption.py pins which one this is.
 
 ``Ensemble`` offers what one model offers to decoding (minilstm/decoding.py): ``start`` and
 ``step`` return log(mean_k p_k) (computed as logsumexp_k log p_k - log K, which stays finite where
