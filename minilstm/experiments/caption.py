@@ -402,6 +402,11 @@ def results_table(result: dict) -> str:
                      f"{ens['test_ppl']:.3f}: the regularized single model {verdict}. BLEU (beam {BEAM}): "
                      f"{bleu[METHODS[0]]:.1f}, {bleu[METHODS[1]]:.1f} and {ens[beam]:.1f}"
                      + (" (the ensemble ahead)." if ens[beam] > bleu[METHODS[1]] else "."))
+        cost = {m: [r["train_time_s"] for r in result["rows"] if r["method"] == m] for m in METHODS}
+        notes.append(f"Training time: the ensemble's {len(cost[METHODS[0]])} members {sum(cost[METHODS[0]]):.0f} s "
+                     f"in all, one regularized model {runner.mean_sd(cost[METHODS[1]])[0]:.0f} s on average (it "
+                     "trains for more epochs before early stopping); decoding with the ensemble runs every member "
+                     "at every step.")
     return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
 
 
