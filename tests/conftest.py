@@ -1,7 +1,13 @@
 """Shared fixtures and settings for the test suite."""
 
 import os
-from pathlib import Path
+
+# No window ever opens in a test run: matplotlib's headless backend, set before anything imports matplotlib
+# (a test that wants another backend sets it itself). .ci/run runs only the README's test command, so this
+# lives here, not there.
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from pathlib import Path  # noqa: E402
 
 import numpy as np
 import pytest
