@@ -72,7 +72,7 @@ import json
 import os
 import sys
 
-from .launcher import PID_MAX_MIN, LAUNCH_FAILED  # noqa: F401 - LAUNCH_FAILED: the launcher's own failure
+from .launcher import PID_MAX_MIN
 
 LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "launcher.py")
 
