@@ -171,10 +171,14 @@ def fit(run_dir, cfg, model, data_hash: str, meta: dict, epoch_batches: Callable
 
     def step(batch):
         arrays = tuple(xp.asarray(a) for a in batch)
+        # One step is the language model's training step (training.train_step, a graded part) with Adam:
+        # a handout of that part leaves this block out (the classroom's leak check), not the answer.
+        ### BEGIN DUPLICATE [training:loop]
         loss, cache = model.forward(*arrays, train=True)
         grads = model.backward(cache)
         gnorm = clip_global_norm_(grads, cfg.max_grad_norm)
         adam_step_(model.params, grads, adam, cfg.lr)
+        ### END DUPLICATE
         # The loss is the summed token NLL over the N sequences, divided by N; the last array's nonzero
         # weights count the predicted tokens.
         return loss, loss * batch[0].shape[0], int(np.count_nonzero(batch[-1])), gnorm
