@@ -57,6 +57,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .backend import default_rng
 from .checks import NonFiniteError, ShapeError, check_positive_int, check_shape, check_tokens
 from .choices import DROPOUT_MODES  # noqa: F401  (the names this docstring explains; re-exported)
@@ -68,6 +70,11 @@ from .workspace import Workspace
 
 # The fast paths ``reuse_buffers=True`` bundles, each its own keyword (see LSTMLanguageModel).
 FAST_PATHS = ("reuse_workspace", "inplace_softmax", "sparse_embedding_grad")
+
+# A diverging run's weights are finite but huge, so its products overflow to inf and NaN on the way to the
+# loss. forward reports that once, as a NonFiniteError ("training diverged"), and training reports an
+# infinite gradient norm the same way: NumPy's RuntimeWarnings along the way would only repeat it.
+_DIVERGENCE_IS_REPORTED = np.errstate(over="ignore", invalid="ignore")
 
 
 @dataclass
@@ -201,6 +208,7 @@ class LSTMLanguageModel(StackedModel):
         cache = ModelCache(embed_cache, stack_cache, aff_cache, generation=self._generation)
         return scores, cache, new_state
 
+    @_DIVERGENCE_IS_REPORTED
     def forward(self, tokens, targets, state=None, train=True, rng=None, masks=None):
         """One forward pass over a chunk.
 
@@ -229,6 +237,7 @@ class LSTMLanguageModel(StackedModel):
         return log_softmax(scores), new_state
 
     # --------------------------------------------------------------- backward
+    @_DIVERGENCE_IS_REPORTED
     def backward(self, cache: ModelCache, dloss=1.0):
         """Gradients of the loss with respect to every parameter, by name.
 

@@ -31,6 +31,9 @@ def _stored(g):
     return g.values if is_row_sparse(g) else g
 
 
+# A diverging run's float32 gradients can square past 3.4e38: the norm is then inf, which training reports
+# as divergence (runstate.check_diverged), so NumPy's overflow warning would only say it twice.
+@np.errstate(over="ignore")
 def global_norm(grads: dict) -> float:
     """sqrt(sum over every gradient array of sum(g^2))."""
     total = 0.0

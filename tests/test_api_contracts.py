@@ -311,3 +311,29 @@ def test_lstm_backward_returns_what_its_docstring_says(rng):
     assert [g.shape for g in grads] == [(N, T, D), (N, H), (D, 4 * H), (H, 4 * H), (4 * H,), (N, H)]
     assert "[:5]" in lstm.__doc__ and "dc0" in lstm.lstm_backward.__doc__
     assert "works unchanged" not in lstm.__doc__
+
+
+# ----------------------------------------------------------------------------- divergence without warnings
+
+def test_an_overflowing_gradient_norm_is_inf_without_a_warning():
+    """A diverging run's float32 gradients square past 3.4e38: the norm is inf (training reports it as
+    divergence), and NumPy's overflow warning is not repeated on the way (the suite makes it an error)."""
+    from minilstm.optim import global_norm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert global_norm({"a": np.full(10, 1e20, np.float32)}) == np.inf
+        assert np.isclose(global_norm({"a": np.full(4, 3.0, np.float32)}), 6.0)
+
+
+def test_a_diverged_model_raises_without_a_warning(rng):
+    model = m.LSTMLanguageModel(11, 6, 1, dtype="float32", seed=0)
+    for name, w in model.params.items():  # finite weights of both signs whose products overflow float32
+        w[...] = rng.choice([-3e19, 3e19], size=w.shape)
+    model.params["out.b"][...] = 3e38
+    model.params["out.b"][::2] = -3e38  # the even words' scores fall 6e38 below the top: probability 0
+    tokens = rng.integers(0, 11, (2, 3)) // 2 * 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(FloatingPointError, match="training diverged"):
+            model.forward(tokens, tokens)

@@ -185,8 +185,8 @@ def test_cli_reports_damaged_checkpoint(tmp_path, capsys):
     assert "bad.npz" in capsys.readouterr().err
 
 
-@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the blow-up is the point
 def test_nan_loss_stops_training_with_clear_error(corpus, tmp_path):
+    """One clear error and no NumPy RuntimeWarning on the way (the suite turns warnings into errors)."""
     with pytest.raises(FloatingPointError, match="diverged"):
         train("tiny", out_dir=tmp_path / "nan", corpus=corpus, progress=False, log=lambda *a: None,
               **{**FAST, "lr": 1e30, "max_grad_norm": 1e30, "init_scale": 5.0})
