@@ -64,7 +64,7 @@ banner("Lesson 12: speech frames and the Bayes ceiling")
 # paper's ~70%.
 
 # %%
-n_train, n_eval, frames_per_utt = (24, 12, 60) if QUICK else (300, 200, 200)
+n_train, n_eval, frames_per_utt = (24, 12, 60) if QUICK else (200, 100, 200)
 corpus = make_builtin_frames(n_train=n_train, n_valid=n_eval, n_test=n_eval, num_frames=frames_per_utt)
 hmm = corpus.hmm
 print(corpus.description)
@@ -182,17 +182,19 @@ assert cache.masks["drop0"].shape[-1] == 13 and cache.masks["drop1"].shape[-1] =
 # %% [markdown]
 # ## Without and with D
 #
-# `train_run` trains a model with Adam (clip 5) for a fixed number of epochs,
+# `train_run` trains a model with Adam (clip 5) for a fixed number of epochs
+# (full mode: 2x96 on 200 utterances, 20 epochs of 25 batches of 8),
 # keeping `last.npz` (the fixed budget) and `best.npz` (the epoch of the highest
 # validation frame accuracy: early stopping). Training accuracy is measured
 # with dropout off.
 
 # %%
-hidden, epochs = (16, 2) if QUICK else (128, 20)
+hidden, epochs = (16, 2) if QUICK else (96, 20)
 runs, root = {}, Path(tempfile.mkdtemp())
 for p in (0.0, 0.3):
-    cfg = SpeechConfig(hidden_size=hidden, num_layers=2, dropout=p, epochs=epochs, patience=epochs, batch_size=16,
-                       train_eval_utts=100)
+    # Few utterances, small batches and a brisk step size: the unregularized model overfits within the budget.
+    cfg = SpeechConfig(hidden_size=hidden, num_layers=2, dropout=p, epochs=epochs, patience=epochs, batch_size=8,
+                       lr=5e-3, train_eval_utts=100)
     summary = train_run(cfg, corpus, root / f"p{p}", log=lambda s: None)
     runs[p] = {"summary": summary, "rows": epoch_rows(read_metrics(root / f"p{p}"))}
     print(f"p = {p}: after {epochs} epochs train {summary['fixed_train_acc']:.1f} / valid "
@@ -215,7 +217,7 @@ save(fig, "12_speech_frames")
 # %%
 for p, run in runs.items():
     assert run["summary"]["early_valid_acc"] <= 100 * bayes["accuracy"] + 2.0, \
-        "no model should beat the Bayes ceiling (beyond the luck of a 200-utterance split)"
+        "no model should beat the Bayes ceiling (beyond the luck of a small split)"
 if QUICK:
     print("quick mode: skipping the overfitting checks")
 else:

@@ -215,7 +215,8 @@ def test_quick_experiment_writes_a_table_resumes_and_refuses_other_settings(tmp_
         ("non-regularized", 0), ("non-regularized", 1), ("regularized", 0), ("regularized", 1)]
     bayes = result["bayes"]
     for row in result["rows"]:
-        for s in ("train", "valid", "test"):  # no model beats the ceiling (it is far from it here)
+        # No model beats the ceiling on unseen frames (on the training set it may, by memorizing them).
+        for s in ("valid", "test"):
             assert 0 <= row[f"fixed_{s}_acc"] <= bayes[s]["acc"] and 0 <= row[f"early_{s}_acc"] <= bayes[s]["acc"]
     md = (out / "results.md").read_text()
     assert "| non-regularized (dropout 0) | 71.6 | 68.9 |" in md and "| regularized (dropout 0.3) | 69.4 | 70.5 |" in md
