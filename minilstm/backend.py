@@ -25,10 +25,14 @@ Device choice, in order: an explicit ``device=`` argument, else the
 from __future__ import annotations
 
 import os
+from typing import Any, TypeAlias
 
 import numpy as np
 
 from .choices import DEVICES
+
+# A NumPy or CuPy ndarray (CuPy has no type stubs, so the checker sees Any).
+Array: TypeAlias = Any
 
 _CUPY_FIX = (
     'install CuPy for your CUDA version: pip install "minilstm[cuda12]" '

@@ -89,7 +89,7 @@ def _median_time(fn, repeats, warmup=2):
 
 def _interleaved(fns: dict, rounds: int, repeats: int, settle=SETTLE_S) -> dict:
     """Time the functions in turns, ``rounds`` times: {name: [median seconds of each round]}."""
-    times = {name: [] for name in fns}
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
             time.sleep(settle)
@@ -676,6 +676,8 @@ def load_against(spec: str, workdir):
     _probe_import(spec, root)
     loaded = importlib.util.spec_from_file_location(AGAINST_MODULE, pkg / "__init__.py",
                                                     submodule_search_locations=[str(pkg)])
+    if loaded is None or loaded.loader is None:
+        raise AgainstError(f"--against {spec}: {pkg / '__init__.py'} cannot be loaded as a Python module")
     module = importlib.util.module_from_spec(loaded)
     sys.modules[AGAINST_MODULE] = module
     try:

@@ -55,6 +55,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -206,7 +207,8 @@ def save_checkpoint(path, params: dict, meta: dict, arrays: dict | None = None) 
     tmp_path = Path(tmp.name)
     try:
         with tmp:
-            np.savez(tmp, **entries)
+            members: dict[str, Any] = entries  # every name has a prefix: none is savez's own allow_pickle
+            np.savez(tmp, **members)
             tmp.flush()
             os.fsync(tmp.fileno())  # the bytes are on the disk before the rename makes them visible
         os.replace(tmp_path, path)

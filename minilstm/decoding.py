@@ -247,7 +247,7 @@ def greedy_decode(model, sources, max_len=None) -> list[list[int]]:
         return []
     state, lp = model.start(sources)  # lp (N, Vt): the log-probs of every sentence's first word
     xp = get_array_module(lp)
-    out = [[] for _ in range(N)]  # the words of each sentence, <eos> left out
+    out: list[list[int]] = [[] for _ in range(N)]  # the words of each sentence, <eos> left out
     active = np.arange(N)  # the sentences still decoding, in the order of the batch rows
     ### BEGIN SOLUTION [translation:greedy] (hint: one time step t = 1, 2, ... per loop: each batch row's
     ### word is the argmax of lp, lowest id on ties (_top_k(lp, 1) does both); append it to its sentence's

@@ -62,9 +62,9 @@ import numpy as np
 from .backend import default_rng
 from .checks import NonFiniteError, ShapeError, check_positive_int, check_shape, check_tokens
 from .choices import DROPOUT_MODES  # noqa: F401  (the names this docstring explains; re-exported)
-from .ops.affine import affine_backward, affine_forward
-from .ops.embedding import embedding_backward, embedding_forward, is_row_sparse
-from .ops.softmax import log_softmax, softmax_cross_entropy_backward, softmax_cross_entropy_forward
+from .ops.affine import AffineCache, affine_backward, affine_forward
+from .ops.embedding import EmbeddingCache, embedding_backward, embedding_forward, is_row_sparse
+from .ops.softmax import SoftmaxCache, log_softmax, softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from .stack import StackCache, StackedModel
 from .workspace import Workspace
 
@@ -87,10 +87,10 @@ class ModelCache:
     can replay the exact same forward.
     """
 
-    embed: object
+    embed: EmbeddingCache
     stack: StackCache
-    affine: object
-    softmax: object = None
+    affine: AffineCache
+    softmax: SoftmaxCache | None = None  # set by forward, with the loss
     generation: int = 0  # which forward made it (checked when buffers are reused)
 
     @property
@@ -249,6 +249,8 @@ class LSTMLanguageModel(StackedModel):
         if self.reuse_workspace and cache.generation != self._generation:
             raise RuntimeError("this cache's buffers were reused by a later forward (reuse_buffers=True): "
                                "call backward right after the forward that made the cache")
+        if cache.softmax is None:
+            raise ValueError("this cache has no loss: backward needs the cache of forward(..., targets)")
         dscores = softmax_cross_entropy_backward(dloss, cache.softmax, overwrite_cache=self.inplace_softmax)
         if self.tie_weights:
             dx, d_decoder, grads["out.b"] = self._tied_decoder_backward(dscores, cache.affine)

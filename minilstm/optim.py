@@ -116,7 +116,7 @@ class AdamState:
         if given != expected:
             missing, extra = sorted(expected - given), sorted(given - expected)
             raise ValueError(f"Adam state does not match the parameters: missing {missing}, unexpected {extra}")
-        moments = {"m": {}, "v": {}}
+        moments: dict[str, dict] = {"m": {}, "v": {}}
         for key in sorted(expected):
             _, kind, name = key.split(".", 2)
             a, p = arrays[key], params[name]

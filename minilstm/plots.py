@@ -234,9 +234,9 @@ def _plot_perplexity(ax, runs: list[_Run]) -> None:
         any_data = any_data or bool(train) or bool(valid)
     if not any_data:
         _no_data(ax, "perplexities")
-    best = next((run.best["valid"] for run in runs if run.best and "valid" in run.best), None)
-    if best is not None and any_data:
-        ax.axhline(best, color="black", ls=":", lw=1.5)
+    best_ppl = next((run.best["valid"] for run in runs if run.best and "valid" in run.best), None)
+    if best_ppl is not None and any_data:
+        ax.axhline(best_ppl, color="black", ls=":", lw=1.5)
     style_epoch_axes(ax, "(a) Perplexity: train (dashed) vs. validation (solid)",
                 "perplexity (log scale, lower is better)", log=any_data)
 
@@ -249,9 +249,9 @@ def _plot_perplexity(ax, runs: list[_Run]) -> None:
     if any_test:
         handles.append(Line2D([], [], color="0.6", marker="D", ms=6, markeredgecolor="black", ls="none",
                               label="test (final weights)"))
-    if best is not None and any_data:
+    if best_ppl is not None and any_data:
         handles.append(Line2D([], [], color="black", ls=":", lw=1.5,
-                              label=f"best possible (validation): {best:.2f}"))
+                              label=f"best possible (validation): {best_ppl:.2f}"))
     ax.legend(handles=handles, fontsize=8, loc="best")
 
 

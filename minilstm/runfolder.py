@@ -136,7 +136,7 @@ def write_json(path: Path, obj) -> None:
     atomic.write_json(path, obj)
 
 
-def write_metrics(out_dir: Path, history: list, extra: list = ()) -> None:
+def write_metrics(out_dir: Path, history: list, extra: list | tuple = ()) -> None:
     """metrics.jsonl is rewritten from the checkpointed history, so a resume never duplicates lines."""
     write_text(out_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in list(history) + list(extra)))
 

@@ -335,6 +335,7 @@ def train(config: Config | str | None = None, out_dir=None, resume=False, data_d
         # The run's own settings, always: what was asked may only extend it (RESUMABLE), never change it.
         cfg = resumed_config(_saved_config(ck.meta, out_dir / "last.npz"), config, overrides, out_dir,
                              finished=len(ck.meta.get("history") or []))
+    assert cfg is not None  # resume needs out_dir (checked above), so the checkpoint set it
     if corpus is None:
         corpus = load_corpus(cfg.dataset, data_dir=data_dir)
     chash = vocab_hash(corpus.vocab)

@@ -116,11 +116,3 @@ def test_version_has_one_source():
     from importlib.metadata import version
 
     assert version("minilstm") == minilstm.__version__  # setup.cfg reads minilstm.__version__
-
-
-def test_no_py_typed_without_a_type_checker():
-    """py.typed tells type checkers the annotations are complete and checked; they are neither (no mypy in
-    the suite), so the package must not claim it. Ship it again together with a mypy run in the tests."""
-    from pathlib import Path
-
-    assert not (Path(minilstm.__file__).parent / "py.typed").exists()

@@ -57,7 +57,7 @@ def _reference_patch(module_text, qualname):
 # The reference's code of every part's functions, as patches to append: made once, in the main thread
 # (ast.parse in the grading threads can fail on CPython 3.11, "AST constructor recursion depth mismatch",
 # when the recursion limit changed since the thread started).
-_PATCHES = {}
+_PATCHES: dict[tuple[str, str], str] = {}
 
 
 def reference_patches() -> dict:
@@ -102,6 +102,8 @@ def assemble(student: Path, dest: Path, graded_key: str) -> None:
 def _assemble(student: Path, dest: Path, graded_key: str, reference: dict) -> None:
     copy_package(student, dest / "minilstm")
     allowed = reference_parts(graded_key)
+    patches: dict[str, list[str]]  # module file -> qualnames rebound to the reference
+    blocked: dict[str, list[tuple[str, str]]]  # module file -> (qualname, part key) of parts not allowed
     graded_files, patches, blocked = set(), {}, {}
     for a in ASSIGNMENTS.values():
         for p in a.parts:

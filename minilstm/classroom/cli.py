@@ -85,7 +85,7 @@ def _cmd_grade(args) -> int:
         folders = []
         for d in args.student_dir:
             folders += submissions_in(Path(d), notes)
-        seen = {}
+        seen: dict[Path, Path] = {}
         for f in folders:  # the same folder twice (two arguments, or one inside the other): graded once
             seen.setdefault(f.resolve(), f)
         if len(seen) < len(folders):

@@ -74,7 +74,7 @@ def grade_part(student: Path, a, p, work: Path, timeout: float, memory_mb: int, 
     return result
 
 
-_GRADER_DIGEST = []
+_GRADER_DIGEST: list[str] = []
 
 
 def _grader_digest() -> str:

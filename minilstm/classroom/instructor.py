@@ -83,6 +83,8 @@ def _extra_checks(folder: Path, parts: dict) -> dict:
         return {}
     import importlib.util
     spec = importlib.util.spec_from_file_location("minilstm_instructor_checks", path)
+    if spec is None or spec.loader is None:
+        raise GradeError(f"{path} cannot be loaded as a Python module")
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
@@ -91,7 +93,7 @@ def _extra_checks(folder: Path, parts: dict) -> dict:
     extra = getattr(module, "EXTRA_GROUPS", None)
     if not isinstance(extra, dict):
         raise GradeError(f"{path} must define EXTRA_GROUPS = {{'assignment:part': [(name, points, title, check)]}}")
-    out = {}
+    out: dict[str, list] = {}  # part key -> [(name, points, title, check)]
     for key, groups in extra.items():
         if key not in parts:
             raise GradeError(f"{path}: unknown part {key} in EXTRA_GROUPS; parts: {', '.join(parts)}")

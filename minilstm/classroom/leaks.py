@@ -59,7 +59,7 @@ def normalise_python(code: str) -> list:
     tokens = _python_tokens(code)
     if tokens is None:
         return [ln for ln in (normalise_line(x) for x in code.splitlines()) if ln]
-    by_line = {}
+    by_line: dict[int, list[str]] = {}
     for t in tokens:
         if t.type not in _SKIP_TOKENS:
             by_line.setdefault(t.start[0], []).append(t.string)
@@ -281,7 +281,7 @@ def _text_pieces(rel: str, data: bytes) -> list:
     return _windows(fragments, lines)
 
 
-_GIVEN_CACHE = {}
+_GIVEN_CACHE: dict[tuple, dict] = {}
 
 
 def _given(source_root: Path) -> dict:
@@ -305,6 +305,9 @@ def _given(source_root: Path) -> dict:
 def _read_given(source_root: Path, paths: list) -> dict:
     from collections import Counter
 
+    lines: list[str]
+    text_counts: Counter[tuple]
+    code: set[tuple]
     lines, text_counts, code = [], Counter(), set()
     for path in paths:
         rel = path.relative_to(source_root).as_posix()
@@ -370,7 +373,7 @@ def _copied_lines(files: dict, stubbed: list, source_root: Path, given: dict) ->
 
     def boilerplate(line):  # in given code twice or more (a line found once there may be a copied solution)
         return lines_given.count(line) >= 2
-    needles = {}
+    needles: dict = {}  # region -> its lines
     for r in stubbed:
         for line in normalise_python(_region_code(r, source_root)):
             if len(line) >= LEAK_MIN_CHARS and line not in hints and not boilerplate(line):
@@ -393,6 +396,8 @@ def _restated_text(files: dict, stubbed: list, source_root: Path, given: dict) -
     public = set(given["code"]) | {s for s, n in given["text"].items() if n >= 2}
     for r in stubbed:
         public.update(_shingles(canonical_tokens(r.hint)))
+    needles: list[tuple]  # (region, its tokens, how many of them are not public)
+    index: dict[tuple, list[tuple[int, int]]]
     needles, index = [], {}  # index: shingle -> [(needle, position)]
     for r in stubbed:
         tokens = canonical_tokens(_without_comments(_region_code(r, source_root)))
@@ -407,7 +412,7 @@ def _restated_text(files: dict, stubbed: list, source_root: Path, given: dict) -
     leaks = []
     for rel in sorted(files):
         for place, text in _text_pieces(rel, files[rel]):
-            covered = {}
+            covered: dict[int, set[int]] = {}
             for s in _shingle_set(text) & index.keys():
                 for n, k in index[s]:
                     covered.setdefault(n, set()).update(range(k, k + LEAK_SHINGLE))

@@ -45,6 +45,8 @@ def package_files(student: Path):
     pkg = root / "minilstm"
     if not inside(pkg, root):
         raise GradeError(f"minilstm/ is a link out of the student's folder (to {os.path.realpath(pkg)}): not graded")
+    files: list[tuple[str, Path]]
+    skipped: dict[str, list[str]]  # why -> the paths left out for that reason
     files, skipped, visited, total = [], {}, {os.path.realpath(pkg)}, 0
     todo = [(pkg, "")]
     while todo:

@@ -173,7 +173,7 @@ def make_digit_captions(seed: int = 0, sizes=None) -> CaptionCorpus:
         pools[name] = order[start:start + POOLS[name]]
         start += POOLS[name]
     splits = {name: _compose(images, labels, pools[name], sizes[name], rng) for name in SPLITS}
-    corpus = CaptionCorpus(**splits, seed=seed)
+    corpus = CaptionCorpus(train=splits["train"], valid=splits["valid"], test=splits["test"], seed=seed)
     corpus.best_perplexity = {name: best_perplexity(splits[name]) for name in SPLITS}
     return corpus
 

@@ -134,7 +134,8 @@ class HMM:
             post[:, t] = alpha
             prior = alpha @ self.trans
         phones = np.zeros((U, T, self.num_phones))
-        np.add.at(phones, (slice(None), slice(None), self.phone_of), post)  # sum the sub-states of each phone
+        # Sum the sub-states of each phone. (NumPy takes slices in ufunc.at's index; its stubs do not.)
+        np.add.at(phones, (slice(None), slice(None), self.phone_of), post)  # type: ignore[arg-type, unused-ignore]
         return phones
 
 
@@ -226,7 +227,7 @@ def make_builtin_frames(seed=0, n_train=1000, n_valid=200, n_test=200, num_frame
     desc = (f"synthetic speech frames: an HMM of {hmm.num_phones} phones x {hmm.num_states // hmm.num_phones} "
             f"sub-states, {hmm.feature_size}-dimensional unit-variance Gaussian frames, {num_frames}-frame "
             f"utterances ({n_train} / {n_valid} / {n_test}), seed {seed}")
-    return FramesCorpus("builtin-frames", desc, hmm.num_phones, *splits, hmm=hmm,
+    return FramesCorpus("builtin-frames", desc, hmm.num_phones, splits[0], splits[1], splits[2], hmm=hmm,
                         class_names=[f"ph{p}" for p in range(hmm.num_phones)])
 
 

@@ -213,7 +213,7 @@ VERBS = [
 ]
 
 # English, French [(p, tokens)]. A French preposition ending in "de" or "à" merges with the article.
-PREPOSITIONS = [
+PREPOSITIONS: list[tuple[str, list[tuple[float, tuple[str, ...]]]]] = [
     ("in", [(1.0, ("dans",))]),
     ("on", [(1.0, ("sur",))]),
     ("under", [(1.0, ("sous",))]),
@@ -259,7 +259,7 @@ class PrepPhrase(NamedTuple):
 
 
 class Pronoun(NamedTuple):
-    index: int                # index into PRONOUNS
+    index: int  # type: ignore[assignment]  # index into PRONOUNS (the field hides tuple.index, on purpose)
 
 
 class Sentence(NamedTuple):
@@ -308,6 +308,7 @@ def _sample_pp(rng) -> PrepPhrase:
 
 def sample_sentence(rng) -> Sentence:
     """One sentence structure drawn from the grammar (any length; the corpus redraws outside 4-12 words)."""
+    subject: NounPhrase | Pronoun
     if rng.random() < P_PRONOUN:
         subject, subject_pp = Pronoun(int(rng.integers(len(PRONOUNS)))), None
     else:
@@ -369,7 +370,7 @@ def english(sent: Sentence) -> list[str]:
 
 def _english_lexicon() -> dict[str, tuple]:
     """English word -> its one reading (kind, details); raises GrammarError if a word has two."""
-    entries = []
+    entries: list[tuple[str, tuple]] = []
     for k, (forms, _, _) in enumerate(NOUNS):
         entries += [(forms[0], ("noun", k, "sg")), (forms[1], ("noun", k, "pl"))]
     entries += [(word, ("adj", k)) for k, (word, _, _) in enumerate(ADJECTIVES)]
@@ -380,7 +381,7 @@ def _english_lexicon() -> dict[str, tuple]:
     entries += [("the", ("det", "def", None)), ("a", ("det", "indef", "sg")), ("an", ("det", "indef", "sg")),
                 ("some", ("det", "indef", "pl")), ("this", ("det", "dem", "sg")), ("these", ("det", "dem", "pl"))]
     entries += [(w, ("aux", w)) for w in ("does", "do", "did", "will", "not")]
-    lexicon = {}
+    lexicon: dict[str, tuple] = {}
     for word, reading in entries:
         if word in lexicon:
             raise GrammarError(f"the English word {word!r} has two readings: {lexicon[word]} and {reading}")
@@ -557,8 +558,12 @@ def translations(english_words) -> dict[tuple, float]:
     the choices) or if a choice is between identical forms.
     """
     sent = parse_english(english_words)
-    slots = []
-    french(sent, lambda options: slots.append(options) or 0)    # which choices this sentence asks for
+    slots: list[list] = []
+
+    def ask(options):  # which choices this sentence asks for
+        slots.append(options)
+        return 0
+    french(sent, ask)
     out = {}
     for combo in itertools.product(*(range(len(s)) for s in slots)):
         answers = iter(combo)
@@ -596,6 +601,7 @@ def builtin_vocabularies() -> tuple[list[str], list[str]]:
     en = set(EN_LEXICON)
     fr = set(FR_AUX.values()) | {"pas", "ne", "n'", "du", "des", "de", "d'", "au", "aux", "à"}
     fr |= {w for dets in FR_DETERMINERS.values() for w in dets} | {p[1] for p in PRONOUNS}
+    syn: list  # the synonyms [(p, French forms)] of a word: how many forms depends on the kind of word
     for _, _, syn in NOUNS:
         fr |= {w for _, (sg, pl, _) in syn for w in (sg, pl)}
     for _, syn, _ in ADJECTIVES:
@@ -776,6 +782,7 @@ def make_builtin_parallel(seed: int = 0, n_train: int = 3000, n_valid: int = 500
     train_english = set()
     for (split, size), ss in zip(sizes.items(), np.random.SeedSequence(int(seed)).spawn(3)):
         rng = np.random.default_rng(ss)
+        pairs: list[tuple[np.ndarray, np.ndarray]]  # (source ids, target ids)
         pairs, losses, sentences = [], [], []
         attempts = 0
         while len(pairs) < size:

@@ -139,7 +139,7 @@ def build_rules(max_depth: int = MAX_DEPTH) -> dict[str, list[tuple[float, tuple
     Nonterminals are upper-case strings with their parameters, e.g.
     "NOM[sg,rel,1]"; anything that is not a key of the table is a word.
     """
-    rules = {"S": [(1.0, ("NP[main,0]", EOS))]}
+    rules: dict[str, list[tuple[float, tuple[str, ...]]]] = {"S": [(1.0, ("NP[main,0]", EOS))]}
     k = NUMBERS.index
     for n in NUMBERS:
         rules[f"NOUN[{n}]"] = _zipf([pair[k(n)] for pair in NOUNS])
@@ -190,7 +190,7 @@ class Grammar:
         self.rules = build_rules() if rules is None else rules
         self.start = start
         self.start_state = (start,)
-        self._next = {}   # state -> {word: (probability, next state)}, filled on demand
+        self._next: dict[tuple, dict[str, tuple[float, tuple]]] = {}  # state -> {word: (p, next state)}, on demand
 
     def words(self) -> set[str]:
         """Every word (terminal) that appears in some rule."""
@@ -208,7 +208,7 @@ class Grammar:
         """
         out = self._next.get(state)
         if out is None:
-            acc = {}
+            acc: dict[str, tuple[float, tuple]] = {}
             self._expand(state, 1.0, acc)
             out = self._next[state] = {w: (p, nxt) for w, (p, nxt) in acc.items()}
         return out
@@ -274,7 +274,7 @@ class Grammar:
         that give the same word lead to the same state). The stream stops
         after exactly ``num_tokens`` words, possibly inside a sentence.
         """
-        tables = {}   # state -> (cumulative probabilities, ids, -log p, next states)
+        tables: dict[tuple, tuple] = {}   # state -> (cumulative probabilities, ids, -log p, next states)
         state = self.start_state
         ids, nll = [], []
         for u in rng.random(num_tokens).tolist():

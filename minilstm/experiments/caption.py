@@ -91,7 +91,7 @@ class CaptionConfig:
         return dataclasses.asdict(self)
 
 
-FULL = dict()
+FULL: dict = dict()
 # Quick: big steps on a fifth of the data, enough to learn the phrasings (BLEU above 0) in about a second a run.
 QUICK = dict(hidden_size=32, epochs=4, patience=2, lr=1e-2, train_images=200, eval_images=40, batch_size=10)
 
@@ -143,7 +143,7 @@ def _dtype(model):
 
 def caption_images(model, features, beam=1) -> list:
     """The word ids (without <eos>) of each image's caption: greedy for beam 1, else beam search."""
-    out = []
+    out: list = []
     for i in range(0, len(features), DECODE_BATCH):
         rows = model.xp.asarray(features[i:i + DECODE_BATCH].astype(_dtype(model)))
         part = list(rows)

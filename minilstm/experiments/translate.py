@@ -95,7 +95,7 @@ class TranslateConfig:
 
 # The regularized model's dropout, and the sizes of the full and the quick (test) setting.
 DROPOUT = 0.3
-FULL = dict()
+FULL: dict = dict()
 QUICK = dict(hidden_size=32, num_layers=1, epochs=2, patience=2, train_pairs=160, eval_pairs=40, batch_size=16)
 
 
@@ -141,7 +141,7 @@ def evaluate_perplexity(model: TranslationModel, pairs, batch_size=64) -> float:
 
 def translate_ids(model: TranslationModel, sources, beam=1) -> list:
     """Target ids (without <eos>) for each source: greedy for beam 1, else beam search."""
-    out = []
+    out: list = []
     for i in range(0, len(sources), DECODE_BATCH):
         part = list(sources[i:i + DECODE_BATCH])
         out += greedy_decode(model, part) if beam == 1 else beam_search(model, part, beam_size=beam)

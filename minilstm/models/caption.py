@@ -43,9 +43,9 @@ import numpy as np
 
 from ..backend import default_rng, get_array_module, to_host
 from ..checks import ShapeError, check_positive_int, check_tokens
-from ..ops.affine import affine_backward, affine_forward
-from ..ops.embedding import embedding_backward, embedding_forward
-from ..ops.softmax import log_softmax, softmax_cross_entropy_backward, softmax_cross_entropy_forward
+from ..ops.affine import AffineCache, affine_backward, affine_forward
+from ..ops.embedding import EmbeddingCache, embedding_backward, embedding_forward
+from ..ops.softmax import SoftmaxCache, log_softmax, softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from ..stack import StackCache, StackedModel
 
 
@@ -53,11 +53,11 @@ from ..stack import StackCache, StackedModel
 class CaptionCache:
     """image affine, embed, stack (its masks: ``cache.stack.masks``), output affine and softmax caches."""
 
-    image: object
-    embed: object
+    image: AffineCache
+    embed: EmbeddingCache | None  # None when the captions are only the image's step
     stack: StackCache
-    affine: object
-    softmax: object = None
+    affine: AffineCache
+    softmax: SoftmaxCache | None = None  # set by forward, with the loss
 
     @property
     def masks(self):
@@ -151,6 +151,8 @@ class CaptionModel(StackedModel):
     def backward(self, cache: CaptionCache, dloss=1.0):
         """Gradients of the loss with respect to every parameter, the image projection included (dense arrays)."""
         grads = {}
+        if cache.softmax is None:
+            raise ValueError("this cache has no loss: backward needs the cache of forward(..., targets)")
         dscores = softmax_cross_entropy_backward(dloss, cache.softmax, overwrite_cache=True)
         dx, grads["out.W"], grads["out.b"] = affine_backward(dscores, cache.affine)
         dx, _dstate0 = self.stack.backward(dx, cache.stack, grads)  # a zero initial state: nothing to learn there

@@ -32,8 +32,8 @@ import numpy as np
 
 from ..backend import default_rng, get_array_module, to_host
 from ..checks import ShapeError, check_all_finite, check_float, check_tokens
-from ..ops.affine import affine_backward, affine_forward
-from ..ops.softmax import softmax_cross_entropy_backward, softmax_cross_entropy_forward
+from ..ops.affine import AffineCache, affine_backward, affine_forward
+from ..ops.softmax import SoftmaxCache, softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from ..stack import StackCache, StackedModel
 
 
@@ -42,8 +42,8 @@ class FramesCache:
     """stack (its masks: ``cache.stack.masks``), affine and softmax caches of one forward."""
 
     stack: StackCache
-    affine: object
-    softmax: object = None
+    affine: AffineCache
+    softmax: SoftmaxCache | None = None  # set by forward, with the loss
 
     @property
     def masks(self):
@@ -113,6 +113,8 @@ class FrameClassifier(StackedModel):
     def backward(self, cache: FramesCache, dloss=1.0):
         """Gradients of the loss with respect to every parameter, by name."""
         grads = {}
+        if cache.softmax is None:
+            raise ValueError("this cache has no loss: backward needs the cache of forward(frames, labels)")
         dscores = softmax_cross_entropy_backward(dloss, cache.softmax, overwrite_cache=True)
         dx, grads["out.W"], grads["out.b"] = affine_backward(dscores, cache.affine)
         # The frames are data and every utterance starts from zeros: dx and the state's gradient go nowhere.

@@ -48,9 +48,9 @@ import numpy as np
 
 from ..backend import default_rng, to_host
 from ..checks import ShapeError, check_tokens
-from ..ops.affine import affine_backward, affine_forward
-from ..ops.embedding import embedding_backward, embedding_forward
-from ..ops.softmax import log_softmax, softmax_cross_entropy_backward, softmax_cross_entropy_forward
+from ..ops.affine import AffineCache, affine_backward, affine_forward
+from ..ops.embedding import EmbeddingCache, embedding_backward, embedding_forward
+from ..ops.softmax import SoftmaxCache, log_softmax, softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from ..stack import StackCache, StackedModel
 
 
@@ -58,10 +58,10 @@ from ..stack import StackCache, StackedModel
 class TranslationCache:
     """embed, stack (its masks: ``cache.stack.masks``), affine and softmax caches of one forward."""
 
-    embed: object
+    embed: EmbeddingCache
     stack: StackCache
-    affine: object
-    softmax: object = None
+    affine: AffineCache
+    softmax: SoftmaxCache | None = None  # set by forward, with the loss
 
     @property
     def masks(self):
@@ -133,6 +133,8 @@ class TranslationModel(StackedModel):
     def backward(self, cache: TranslationCache, dloss=1.0):
         """Gradients of the loss with respect to every parameter, by name (dense arrays)."""
         grads = {}
+        if cache.softmax is None:
+            raise ValueError("this cache has no loss: backward needs the cache of forward(..., targets)")
         dscores = softmax_cross_entropy_backward(dloss, cache.softmax, overwrite_cache=True)
         dx, grads["out.W"], grads["out.b"] = affine_backward(dscores, cache.affine)
         # Every sentence starts from zeros: the gradient on the initial state goes nowhere.

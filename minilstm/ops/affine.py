@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..backend import get_array_module
+from ..backend import Array, get_array_module
 from ..checks import check_all_finite, check_float, check_nonempty, check_shape
 
 
@@ -17,8 +17,8 @@ from ..checks import check_all_finite, check_float, check_nonempty, check_shape
 class AffineCache:
     """x (..., D) and W (D, M): exactly what the backward products need."""
 
-    x: object
-    W: object
+    x: Array
+    W: Array
 
 
 def affine_forward(x, W, b, out=None):

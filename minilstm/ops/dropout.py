@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backend import get_array_module
+from ..backend import Array, get_array_module
 from ..checks import FLOAT_DTYPES, check_all_finite, check_array, check_float, check_shape
 
 
@@ -33,7 +33,7 @@ from ..checks import FLOAT_DTYPES, check_all_finite, check_array, check_float, c
 class DropoutCache:
     """mask: same shape as x, 0 or 1/(1-p); None when D was the identity."""
 
-    mask: object
+    mask: Array
 
 
 def _dtype_name(dtype):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..backend import get_array_module, scatter_add
+from ..backend import Array, get_array_module, scatter_add
 from ..checks import check_all_finite, check_float, check_nonempty, check_shape, check_tokens
 
 
@@ -24,7 +24,7 @@ from ..checks import check_all_finite, check_float, check_nonempty, check_shape,
 class EmbeddingCache:
     """tokens (N, T) and the table's shape (V, H): backward needs no more."""
 
-    tokens: object
+    tokens: Array
     W_shape: tuple
 
 
@@ -50,8 +50,8 @@ class RowSparseGrad:
     rows (U,): distinct row ids; values (U, H). ``to_dense()`` gives the (V, H) array.
     """
 
-    rows: object
-    values: object
+    rows: Array
+    values: Array
     shape: tuple
 
     def to_dense(self):

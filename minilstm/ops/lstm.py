@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backend import get_array_module
+from ..backend import Array, get_array_module
 from ..checks import check_lstm_grads, check_lstm_inputs, check_lstm_step_grads, check_lstm_step_inputs
 from . import cuda_kernels
 from .dropout import broadcast_over_time
@@ -129,13 +129,13 @@ class LSTMStepCache:
     after their nonlinearities, tanh_c (N, H) = tanh(next_c), Wx (D, 4H), Wh (H, 4H).
     """
 
-    x: object
-    prev_h: object
-    prev_c: object
-    gates: object
-    tanh_c: object
-    Wx: object
-    Wh: object
+    x: Array
+    prev_h: Array
+    prev_c: Array
+    gates: Array
+    tanh_c: Array
+    Wx: Array
+    Wh: Array
 
 
 def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
@@ -205,17 +205,17 @@ class LSTMCache:
     ``h[:, -1]`` of the output.
     """
 
-    x: object
-    h0: object
-    c0: object
-    h: object
-    c: object
-    tanh_c: object
-    gates: object
-    Wx: object
-    Wh: object
-    h_masks: object = None
-    h_in: object = None
+    x: Array
+    h0: Array
+    c0: Array
+    h: Array
+    c: Array
+    tanh_c: Array
+    gates: Array
+    Wx: Array
+    Wh: Array
+    h_masks: Array = None
+    h_in: Array = None
 
     @property
     def final_h(self):

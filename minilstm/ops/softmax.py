@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backend import get_array_module
+from ..backend import Array, get_array_module
 from ..checks import (NonFiniteError, ShapeError, check_all_finite, check_float, check_nonempty, check_shape,
                       check_tokens)
 from . import cuda_kernels
@@ -43,11 +43,11 @@ from . import cuda_kernels
 class SoftmaxCache:
     """probs (M, V): the softmax probabilities; y (M,): targets; normalizer; weights (M,) or None."""
 
-    probs: object
-    y: object
+    probs: Array
+    y: Array
     normalizer: float
     scores_shape: tuple
-    weights: object = None
+    weights: Array = None
 
 
 def log_softmax(scores):

@@ -89,7 +89,7 @@ def _detail(msg, name):
     return f"{name}: {rest}" if not rest.startswith(name) else rest
 
 
-CHECKS = {}
+CHECKS: dict[str, dict] = {}  # part -> {group: check function}
 
 
 def check(part, group):

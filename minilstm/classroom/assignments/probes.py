@@ -704,7 +704,7 @@ def make_inputs(part: str, rng) -> dict:
 
 
 def _split(flat: dict) -> dict:
-    cases = {}
+    cases: dict[str, dict] = {}
     for key, value in flat.items():
         case, _, field = key.partition("/")
         cases.setdefault(case, {})[field] = value

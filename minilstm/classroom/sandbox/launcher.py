@@ -591,7 +591,10 @@ def _probe_inside(ns: dict, box: str | None) -> dict:
         if box:
             attempt("private_box", lambda: _probe_private_box(box))
         attempt("readonly_mounts", _probe_readonly)
-    attempt("privileges", lambda: (_drop_privileges(), _capabilities() == 0)[1])
+    def privileges():
+        _drop_privileges()
+        return _capabilities() == 0
+    attempt("privileges", privileges)
     abi = landlock_abi()
     if abi:
         def landlock():
