@@ -24,7 +24,8 @@ from .errors import GradeError
 MAX_SOURCE_BYTES = 2**20   # a larger file in minilstm/ is skipped (with a note), never read whole
 MAX_SOURCE_FILES = 2000    # and so is everything past this many files
 MAX_PACKAGE_BYTES = 64 * 2**20  # or this many bytes in all
-_SKIPPED_QUIETLY = (".pyc", ".pyo")
+# Left out without a note: compiled files, and py.typed (the package's empty typing marker, in every handout).
+_SKIPPED_QUIETLY = (".pyc", ".pyo", "py.typed")
 _CODING_RE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
 
 
