@@ -345,3 +345,18 @@ def test_bench_row_times_the_experiments_training_step():
     assert row["recipe"]["dropout"] == cp.DROPOUT and row["recipe"]["hidden_size"] == 8
     assert row["words_per_step"] == sum(len(c) + 1 for c in cp.load_data().train.captions[:32])
     assert row["train_words_per_s"] > 0 and row["features"] == 192
+
+
+def test_jobs_two_gives_the_numbers_and_captions_of_jobs_one(tmp_path):
+    """Runs side by side (spawned workers, one BLAS thread each) give the table, the ensemble and the
+    written captions of runs one after another."""
+    quiet = lambda s: None  # noqa: E731
+    results = []
+    for jobs in (1, 2):
+        out = tmp_path / f"j{jobs}"
+        cp.run_caption(out, seeds=1, members=2, quick=True, jobs=jobs, progress=False, log=quiet)
+        saved = json.loads((out / "results.json").read_text())
+        rows = [{k: v for k, v in r.items() if not k.endswith("_time_s")} for r in saved["rows"]]
+        captions = {p.relative_to(out).as_posix(): p.read_text() for p in sorted(out.rglob("test.*.txt"))}
+        results.append((rows, saved["ensemble"], captions))
+    assert results[0][2] and results[0] == results[1]
