@@ -28,6 +28,7 @@ Shapes: N batch, T time, D input size (the first layer's), H hidden size, L laye
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,8 +36,10 @@ import numpy as np
 from .backend import default_rng, get_array_module, get_xp, resolve_device
 from .checks import check_positive_int
 from .choices import DROPOUT_MODES, DTYPES, PER_SEQUENCE_MODES, RECURRENT_MASK_MODES
+from .ops.affine import affine_backward
 from .ops.dropout import dropout_backward, dropout_forward, dropout_mask
 from .ops.lstm import lstm_backward, lstm_forward
+from .ops.softmax import softmax_cross_entropy_backward, softmax_cross_entropy_forward
 
 
 @dataclass
@@ -233,6 +236,27 @@ class StackedModel:
         s = self.init_scale
         return {name: rng.uniform(-s, s, size=shape).astype(self.dtype)
                 for name, shape in self.param_shapes().items()}
+
+    def _output_loss(self, scores, targets, weights):
+        """(loss, softmax cache) of the scores (N, T, V) against targets (N, T) with per-token weights:
+        the weighted NLL summed over each sequence and averaged over the N sequences (ops/softmax.py).
+        The scores are overwritten (they are not needed again). A loss that is not finite means training
+        diverged, which is said in one line instead of training on."""
+        loss, cache = softmax_cross_entropy_forward(scores, targets, weights=weights, overwrite_scores=True)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"the loss is {loss}: training diverged. Lower the learning rate, "
+                                     "or check the data")
+        return loss, cache
+
+    def _output_backward(self, cache, dloss, grads):
+        """Back through the softmax and the output affine map (``out.W``, ``out.b``, written into
+        ``grads``) of a model cache with ``.softmax`` and ``.affine``; returns d(top of the stack) (N, T, H)."""
+        if cache.softmax is None:
+            raise ValueError(f"this cache has no loss: backward needs the cache of {type(self).__name__}.forward "
+                             "called with targets")
+        dscores = softmax_cross_entropy_backward(dloss, cache.softmax, overwrite_cache=True)
+        dx, grads["out.W"], grads["out.b"] = affine_backward(dscores, cache.affine)
+        return dx
 
     @property
     def dropout(self):

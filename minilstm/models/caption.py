@@ -36,7 +36,6 @@ V vocabulary (``<eos>`` included).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,7 +44,7 @@ from ..backend import default_rng, get_array_module, to_host
 from ..checks import ShapeError, check_positive_int, check_tokens
 from ..ops.affine import AffineCache, affine_backward, affine_forward
 from ..ops.embedding import EmbeddingCache, embedding_backward, embedding_forward
-from ..ops.softmax import SoftmaxCache, log_softmax, softmax_cross_entropy_backward, softmax_cross_entropy_forward
+from ..ops.softmax import SoftmaxCache, log_softmax
 from ..stack import StackCache, StackedModel
 
 
@@ -142,19 +141,13 @@ class CaptionModel(StackedModel):
         """
         features = self._check(features, inputs, targets)
         scores, cache = self._body(features, inputs, train, rng, masks)
-        loss, cache.softmax = softmax_cross_entropy_forward(scores, targets, weights=weights, overwrite_scores=True)
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"the loss is {loss}: training diverged. Lower the learning rate, "
-                                     "or check the data")
+        loss, cache.softmax = self._output_loss(scores, targets, weights)
         return loss, cache
 
     def backward(self, cache: CaptionCache, dloss=1.0):
         """Gradients of the loss with respect to every parameter, the image projection included (dense arrays)."""
-        grads = {}
-        if cache.softmax is None:
-            raise ValueError("this cache has no loss: backward needs the cache of forward(..., targets)")
-        dscores = softmax_cross_entropy_backward(dloss, cache.softmax, overwrite_cache=True)
-        dx, grads["out.W"], grads["out.b"] = affine_backward(dscores, cache.affine)
+        grads: dict = {}
+        dx = self._output_backward(cache, dloss, grads)  # the softmax, then the output affine map
         dx, _dstate0 = self.stack.backward(dx, cache.stack, grads)  # a zero initial state: nothing to learn there
         _, grads["img.W"], grads["img.b"] = affine_backward(dx[:, 0], cache.image)  # the image's step
         if cache.embed is not None:

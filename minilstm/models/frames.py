@@ -25,15 +25,14 @@ Shapes: N batch, T frames, D features, H hidden size, L layers, C classes.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..backend import default_rng, get_array_module, to_host
 from ..checks import ShapeError, check_all_finite, check_float, check_tokens
-from ..ops.affine import AffineCache, affine_backward, affine_forward
-from ..ops.softmax import SoftmaxCache, softmax_cross_entropy_backward, softmax_cross_entropy_forward
+from ..ops.affine import AffineCache, affine_forward
+from ..ops.softmax import SoftmaxCache
 from ..stack import StackCache, StackedModel
 
 
@@ -104,19 +103,13 @@ class FrameClassifier(StackedModel):
         self._check_frames(frames)
         check_tokens("labels", labels, self.C, shape=frames.shape[:2], names="(N, T) like frames")
         scores, cache = self._scores(frames, train, rng, masks)
-        loss, cache.softmax = softmax_cross_entropy_forward(scores, labels, weights=weights, overwrite_scores=True)
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"the loss is {loss}: training diverged. Lower the learning rate, "
-                                     "or check the data")
+        loss, cache.softmax = self._output_loss(scores, labels, weights)
         return loss, cache
 
     def backward(self, cache: FramesCache, dloss=1.0):
         """Gradients of the loss with respect to every parameter, by name."""
-        grads = {}
-        if cache.softmax is None:
-            raise ValueError("this cache has no loss: backward needs the cache of forward(frames, labels)")
-        dscores = softmax_cross_entropy_backward(dloss, cache.softmax, overwrite_cache=True)
-        dx, grads["out.W"], grads["out.b"] = affine_backward(dscores, cache.affine)
+        grads: dict = {}
+        dx = self._output_backward(cache, dloss, grads)  # the softmax, then the output affine map
         # The frames are data and every utterance starts from zeros: dx and the state's gradient go nowhere.
         self.stack.backward(dx, cache.stack, grads)
         return {name: grads[name] for name in self.params}

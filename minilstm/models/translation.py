@@ -41,16 +41,15 @@ target vocabulary, Vin = Vs + 1 + Vt.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..backend import default_rng, to_host
 from ..checks import ShapeError, check_tokens
-from ..ops.affine import AffineCache, affine_backward, affine_forward
+from ..ops.affine import AffineCache, affine_forward
 from ..ops.embedding import EmbeddingCache, embedding_backward, embedding_forward
-from ..ops.softmax import SoftmaxCache, log_softmax, softmax_cross_entropy_backward, softmax_cross_entropy_forward
+from ..ops.softmax import SoftmaxCache, log_softmax
 from ..stack import StackCache, StackedModel
 
 
@@ -123,20 +122,13 @@ class TranslationModel(StackedModel):
         check_tokens("inputs", inputs, self.Vin)
         check_tokens("targets", targets, self.Vt, shape=inputs.shape, names="(N, T) like inputs")
         scores, cache = self._body(inputs, train, rng, masks)
-        loss, cache.softmax = softmax_cross_entropy_forward(scores, targets, weights=weights,
-                                                            overwrite_scores=True)
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"the loss is {loss}: training diverged. Lower the learning rate, "
-                                     "or check the data")
+        loss, cache.softmax = self._output_loss(scores, targets, weights)
         return loss, cache
 
     def backward(self, cache: TranslationCache, dloss=1.0):
         """Gradients of the loss with respect to every parameter, by name (dense arrays)."""
-        grads = {}
-        if cache.softmax is None:
-            raise ValueError("this cache has no loss: backward needs the cache of forward(..., targets)")
-        dscores = softmax_cross_entropy_backward(dloss, cache.softmax, overwrite_cache=True)
-        dx, grads["out.W"], grads["out.b"] = affine_backward(dscores, cache.affine)
+        grads: dict = {}
+        dx = self._output_backward(cache, dloss, grads)  # the softmax, then the output affine map
         # Every sentence starts from zeros: the gradient on the initial state goes nowhere.
         dx, _dstate0 = self.stack.backward(dx, cache.stack, grads)
         grads["embed.W"] = embedding_backward(dx, cache.embed)
