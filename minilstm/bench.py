@@ -361,15 +361,22 @@ def translation_train_fn(cfg, corpus, batch, device="cpu", translate=None, optim
     minilstm time that one (``--against``) with the very same code here.
     """
     if translate is None:
-        from . import optim
         from .experiments import translate
-    model = translate.build_model(cfg, corpus, device)
+    return adam_train_fn(translate.build_model(cfg, corpus, device), batch, cfg, optim)
+
+
+def adam_train_fn(model, batch, cfg, optim=None):
+    """What runner.fit's step does, on one batch (host arrays), as a function of no arguments: forward,
+    backward, clip the global norm at ``cfg.max_grad_norm``, one Adam step of ``cfg.lr``. ``optim``:
+    another minilstm's optim module (``--against``); this one's by default."""
+    if optim is None:
+        from . import optim
     adam = optim.adam_init(model.params)
     xp = model.xp
-    inputs, targets, weights = (xp.asarray(a) for a in batch)
+    arrays = tuple(xp.asarray(a) for a in batch)
 
     def step():
-        loss, cache = model.forward(inputs, targets, weights, train=True)
+        loss, cache = model.forward(*arrays, train=True)
         grads = model.backward(cache)
         optim.clip_global_norm_(grads, cfg.max_grad_norm)
         optim.adam_step_(model.params, grads, adam, cfg.lr)
@@ -424,14 +431,19 @@ def torch_translation_fn(cfg, vocab_sizes, batch, threads, device="cpu"):
     return step, torch.__version__
 
 
+def _recipe(cfg) -> dict:
+    """The recipe fields a miniature's row records (the same for translation, speech and captions)."""
+    return {k: getattr(cfg, k) for k in ("hidden_size", "num_layers", "batch_size", "dropout", "dropout_mode", "lr",
+                                         "max_grad_norm", "dtype")}
+
+
 def translation_row(rounds, repeats, with_torch=False, device="cpu", against=None, threads=1, **overrides):
     """The translation row: minilstm's step (and the references asked for) timed in turns on one batch."""
     cfg = translation_recipe(**overrides)
     corpus, batch = translation_batch(cfg)
     words = float(batch[2].sum())
     Vs, Vt = corpus.sizes
-    row = {"recipe": {k: getattr(cfg, k) for k in ("hidden_size", "num_layers", "batch_size", "dropout",
-                                                    "dropout_mode", "lr", "max_grad_norm", "dtype")},
+    row = {"recipe": _recipe(cfg),
            "vocab": {"source": Vs, "target": Vt, "input": corpus.input_vocab_size},
            "batch_shape": list(batch[0].shape), "target_words_per_step": words}
     times, torch_version = _race(
@@ -458,14 +470,21 @@ def _translation_summary(row, threads):
         q1, q3 = row["speed_vs_against_quartiles"]
         line += (f"; {row['speed_vs_against']:.3f}x (rounds' quartiles {q1:.3f}-{q3:.3f}) the --against version "
                  f"({row['against_words_per_s']:,.0f} words/s)")
+    return line + _torch_clause(row, "words", with_range=True)
+
+
+def _torch_clause(row, unit, with_range=False) -> str:
+    """The end of a miniature's summary line: its speed against PyTorch's (rounds' quartiles, and the range
+    with ``with_range``), or that PyTorch is not installed, or nothing when it was not asked for."""
     if "speed_vs_torch" in row:
-        lo, hi = row["speed_vs_torch_range"]
         q1, q3 = row["speed_vs_torch_quartiles"]
-        line += (f"; {row['speed_vs_torch']:.2f}x (rounds' quartiles {q1:.2f}-{q3:.2f}, range {lo:.2f}-{hi:.2f}) "
-                 f"PyTorch {row['torch_version']} ({row['torch_words_per_s']:,.0f} words/s)")
-    elif "torch" in row:
-        line += "; PyTorch not installed"
-    return line
+        spread = f"rounds' quartiles {q1:.2f}-{q3:.2f}"
+        if with_range:
+            lo, hi = row["speed_vs_torch_range"]
+            spread += f", range {lo:.2f}-{hi:.2f}"
+        return (f"; {row['speed_vs_torch']:.2f}x ({spread}) PyTorch {row['torch_version']} "
+                f"({row[f'torch_{unit}_per_s']:,.0f} {unit}/s)")
+    return "; PyTorch not installed" if "torch" in row else ""
 
 
 # --- the speech miniature's training step (frames in, a softmax per frame) --------------------
@@ -474,7 +493,6 @@ def speech_row(rounds, repeats, with_torch=False, device="cpu", threads=1, **ove
     """The speech row: the training step of ``minilstm speech``'s regularized run (its recipe, one batch of
     the built-in frames: (N, T, 13) frames, 20 phones), minilstm and (``with_torch``) PyTorch, in turns.
     Speed in frames/s (the weights' sum)."""
-    from . import optim
     from .data.frames import batch_frames, make_builtin_frames
     from .experiments import speech
 
@@ -482,19 +500,9 @@ def speech_row(rounds, repeats, with_torch=False, device="cpu", threads=1, **ove
     corpus = make_builtin_frames(n_train=cfg.batch_size, n_valid=1, n_test=1)
     batch = batch_frames(corpus.train, cfg.batch_size, dtype=cfg.dtype)[0]
     model = speech.build_model(cfg, corpus, device)
-    adam, xp = optim.adam_init(model.params), model.xp
-    arrays = tuple(xp.asarray(a) for a in batch)
-
-    def step():  # what runner.fit's step does
-        loss, cache = model.forward(*arrays, train=True)
-        grads = model.backward(cache)
-        optim.clip_global_norm_(grads, cfg.max_grad_norm)
-        optim.adam_step_(model.params, grads, adam, cfg.lr)
-        _sync(xp)
-
+    step = adam_train_fn(model, batch, cfg)
     frames = float(batch[2].sum())
-    row = {"recipe": {k: getattr(cfg, k) for k in ("hidden_size", "num_layers", "batch_size", "dropout",
-                                                    "dropout_mode", "lr", "max_grad_norm", "dtype")},
+    row = {"recipe": _recipe(cfg),
            "batch_shape": list(batch[0].shape), "classes": corpus.num_classes, "frames_per_step": frames}
     times, torch_version = _race({"train": step}, row, rounds, repeats, torch=(
         lambda: torch_speech_fn(cfg, corpus.num_classes, batch, threads, device)) if with_torch else None)
@@ -545,13 +553,7 @@ def _speech_summary(row, threads):
     line = (f"speech ({r['num_layers']}x{r['hidden_size']}, batch {N} x {T} frames x {D} features, {row['classes']} "
             f"classes, dropout {r['dropout']:g} {r['dropout_mode']}, Adam; {threads} BLAS thread"
             f"{'s' if threads != 1 else ''}): train {row['train_frames_per_s']:,.0f} frames/s")
-    if "speed_vs_torch" in row:
-        q1, q3 = row["speed_vs_torch_quartiles"]
-        line += (f"; {row['speed_vs_torch']:.2f}x (rounds' quartiles {q1:.2f}-{q3:.2f}) PyTorch "
-                 f"{row['torch_version']} ({row['torch_frames_per_s']:,.0f} frames/s)")
-    elif "torch" in row:
-        line += "; PyTorch not installed"
-    return line
+    return line + _torch_clause(row, "frames")
 
 
 # --- the caption miniature's training step (an image, then its words) -------------------------
@@ -561,7 +563,6 @@ def caption_row(rounds, repeats, with_torch=False, device="cpu", threads=1, **ov
     dropout 0.5 zaremba, clip 5, Adam) on the first batch of the digit captions ((N, 192) pixels, (N, T - 1)
     words), minilstm and (``with_torch``) PyTorch, in turns. Speed in caption words/s (the weights' sum,
     <eos> included)."""
-    from . import optim
     from .data.digits import batch_captions
     from .experiments import caption
 
@@ -569,19 +570,9 @@ def caption_row(rounds, repeats, with_torch=False, device="cpu", threads=1, **ov
     corpus = caption.load_data()
     batch = batch_captions(corpus.train, cfg.batch_size, dtype=cfg.dtype)[0]
     model = caption.build_model(cfg, corpus, device)
-    adam, xp = optim.adam_init(model.params), model.xp
-    arrays = tuple(xp.asarray(a) for a in batch)
-
-    def step():  # what runner.fit's step does
-        loss, cache = model.forward(*arrays, train=True)
-        grads = model.backward(cache)
-        optim.clip_global_norm_(grads, cfg.max_grad_norm)
-        optim.adam_step_(model.params, grads, adam, cfg.lr)
-        _sync(xp)
-
+    step = adam_train_fn(model, batch, cfg)
     words = float(batch[-1].sum())
-    row = {"recipe": {k: getattr(cfg, k) for k in ("hidden_size", "num_layers", "batch_size", "dropout",
-                                                    "dropout_mode", "lr", "max_grad_norm", "dtype")},
+    row = {"recipe": _recipe(cfg),
            "features": corpus.num_features, "vocab": corpus.vocab_size, "batch_shape": list(batch[2].shape),
            "words_per_step": words}
     times, torch_version = _race({"train": step}, row, rounds, repeats, torch=(
@@ -636,13 +627,7 @@ def _caption_summary(row, threads):
     line = (f"caption ({r['num_layers']}x{r['hidden_size']}, batch {N} images of {row['features']} pixels x {T} steps, "
             f"V {row['vocab']}, dropout {r['dropout']:g} {r['dropout_mode']}, Adam; {threads} BLAS thread"
             f"{'s' if threads != 1 else ''}): train {row['train_words_per_s']:,.0f} words/s")
-    if "speed_vs_torch" in row:
-        q1, q3 = row["speed_vs_torch_quartiles"]
-        line += (f"; {row['speed_vs_torch']:.2f}x (rounds' quartiles {q1:.2f}-{q3:.2f}) PyTorch "
-                 f"{row['torch_version']} ({row['torch_words_per_s']:,.0f} words/s)")
-    elif "torch" in row:
-        line += "; PyTorch not installed"
-    return line
+    return line + _torch_clause(row, "words")
 
 
 # --- another version of minilstm, for before/after comparisons ----------------------------
