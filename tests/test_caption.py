@@ -20,6 +20,7 @@ from minilstm.data import DataError
 from minilstm.data.digits import PHRASINGS, CaptionSplit, batch_captions, caption_ids, corpus_hash, make_digit_captions
 from minilstm.decoding import beam_search, greedy_decode
 from minilstm.experiments import caption as cp
+from minilstm.experiments import paper
 from minilstm.models.caption import CaptionModel
 from minilstm.models.ensemble import Ensemble, log_mean_exp
 
@@ -224,7 +225,7 @@ def test_quick_experiment_table_bleu_from_files_resume_and_ensemble(tmp_path):
     md = (out / "results.md").read_text()
     assert "| 8.47 | 23.5 |" in md and "| 7.99 | 24.3 |" in md and "| 7.5 | 24.4 |" in md and "ensemble" in md
     assert (out / "validation.png").stat().st_size > 0
-    verdict = cp.paper_verdict(out)  # minilstm paper's line for Table 4
+    verdict = paper._verdict_table4(out)  # minilstm paper's line for Table 4
     assert "8.47" in verdict["paper"] and f"{result['ensemble']['test_ppl']:.3f}" in verdict["ours"]
     assert isinstance(verdict["reproduces"], bool) and verdict["table_md"] == md and verdict["time_s"] > 0
     # The ensemble's perplexity is recomputed from the members' checkpoints, probabilities averaged.

@@ -64,3 +64,13 @@ def test_quick_and_full_contradict(tmp_path):
     with pytest.raises(ValueError, match="contradict"):
         paper.run_paper(tmp_path / "p", quick=True, full=True, progress=False, log=lambda s: None)
     assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("key, command", [("table2", "speech"), ("table3", "translate"), ("table4", "caption")])
+def test_an_unreadable_results_file_is_one_line_naming_the_command(tmp_path, key, command):
+    from minilstm.data import DataError
+
+    (tmp_path / "results.json").write_text("{not json")
+    stage = next(s for s in paper.STAGES if s.key == key)
+    with pytest.raises(DataError, match=rf"unreadable .*`minilstm {command} --out {tmp_path}`"):
+        stage.verdict(tmp_path)

@@ -410,37 +410,6 @@ def results_table(result: dict) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
 
 
-def paper_verdict(out_dir) -> dict:
-    """One line of ``minilstm paper``'s report from ``results.json``: {"paper", "ours", "reproduces", "time_s",
-    "table_md", "figure"}. Reproduces when one regularized model beats one plain model and comes within a
-    quarter of the ensemble's gain of the ensemble's test perplexity (the paper: 8.47 -> 7.99, ensemble 7.5)."""
-    out_dir = Path(out_dir)
-    result = json_load(out_dir / "results.json")
-    beam = f"bleu_beam{BEAM}"
-    mean = {m: {k: runner.mean_sd([r[k] for r in result["rows"] if r["method"] == m])[0] for k in ("test_ppl", beam)}
-            for m in METHODS}
-    plain, reg, ens = mean[METHODS[0]], mean[METHODS[1]], result["ensemble"]
-    gain = plain["test_ppl"] - ens["test_ppl"]
-    return {"paper": "test perplexity 8.47 -> 7.99 (D), 7.5 (10-model ensemble); BLEU 23.5 -> 24.3, 24.4",
-            "ours": f"test perplexity {plain['test_ppl']:.3f} -> {reg['test_ppl']:.3f} (D), {ens['test_ppl']:.3f} "
-                    f"({len(ens['members'])}-model ensemble); BLEU {plain[beam]:.1f} -> {reg[beam]:.1f}, {ens[beam]:.1f}",
-            "reproduces": bool(reg["test_ppl"] < plain["test_ppl"] and reg["test_ppl"] - ens["test_ppl"] <= 0.25 * gain),
-            "time_s": sum(r["train_time_s"] for r in result["rows"]),
-            "table_md": (out_dir / "results.md").read_text(encoding="utf-8"), "figure": "validation.png"}
-
-
-def json_load(path) -> dict:
-    """A results.json, or a one-line DataError saying how to make it."""
-    import json
-
-    from ..data import DataError
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path} is unreadable ({exc}); run `minilstm caption --out {Path(path).parent}` "
-                        "to (re)write it") from exc
-
-
 def plot_validation(out_dir, runs, best=None) -> Path | None:
     """validation.png: the validation perplexity of every run per epoch (one line a seed), the floor dotted."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -520,4 +489,4 @@ def _cmd_caption(args):
     return 0
 
 
-__all__ = ["run_caption", "paper_verdict", "train_run", "CaptionConfig", "load_ensemble", "evaluate_perplexity", "add_cli"]
+__all__ = ["run_caption", "train_run", "CaptionConfig", "load_ensemble", "evaluate_perplexity", "add_cli"]
