@@ -56,7 +56,7 @@ from .bleu import bleu_from_files
 # The paper's Table 4 (MSCOCO, Show-and-Tell with a 1-layer LSTM).
 PAPER = {"non-regularized": {"test_ppl": 8.47, "bleu": 23.5}, "regularized": {"test_ppl": 7.99, "bleu": 24.3},
          "ensemble": {"test_ppl": 7.5, "bleu": 24.4}}
-METHODS = ("non-regularized", "regularized")
+METHODS = runner.METHODS  # non-regularized first, then regularized
 BEAM = 3           # Vinyals et al. settled on a small beam for captions
 MAX_LEN = 10       # the most words a decoded caption may have, <eos> included (captions have 5 or 6 + 1)
 DECODE_BATCH = 250
@@ -294,14 +294,7 @@ def run_configs(seeds=3, members=10, quick=False, **overrides) -> list:
     runner.whole_number(members, "--members", 1, 100)
     base = dataclasses.replace(CaptionConfig(), **{**(QUICK if quick else FULL),
                                                    **{k: v for k, v in overrides.items() if v is not None}})
-    runs = []
-    for method, count in zip(METHODS, (members, seeds)):
-        for seed in range(count):
-            cfg = dataclasses.replace(base, seed=seed, dropout=DROPOUT if method == "regularized" else 0.0,
-                                      name=f"caption-{method}")
-            validate(cfg, "--" + method)
-            runs.append((f"{method}-seed{seed}", method, cfg))
-    return runs
+    return runner.method_runs(base, dict(zip(METHODS, (members, seeds))), DROPOUT, "caption", validate)
 
 
 def _run_one(name, job, in_worker, corpus=None, log=print):

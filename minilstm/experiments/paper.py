@@ -74,7 +74,7 @@ def _results(out_dir, command) -> dict:
 def _means(result, keys) -> dict:
     """{method: {key: mean over the method's seeds}} for the non-regularized and the regularized rows."""
     return {m: {k: runner.mean_sd([r[k] for r in result["rows"] if r["method"] == m])[0] for k in keys}
-            for m in ("non-regularized", "regularized")}
+            for m in runner.METHODS}
 
 
 def _miniature(out_dir, result, **verdict) -> dict:

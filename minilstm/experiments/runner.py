@@ -36,6 +36,9 @@ from ..optim import AdamState, adam_init, adam_step_, clip_global_norm_
 from ..progress import epoch_bar
 from ..runstate import Progress, check_params, resume_point, save_run
 
+# The two models of every table: without D, then with it (the paper's "non-regularized" and "regularized").
+METHODS = ("non-regularized", "regularized")
+
 # Environment variables that set the BLAS thread count; a worker of ``--jobs`` gets one thread.
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -101,6 +104,21 @@ def config_from_dict(cls, d, where, validate: Callable, what: str):
     cfg = cls(**d)
     validate(cfg, where)
     return cfg
+
+
+def method_runs(base, counts: dict, dropout: float, what: str, validate: Callable) -> list:
+    """[(folder name, method, config)] of an experiment: for each method of ``counts`` (non-regularized
+    first, then regularized) that many seeds 0, 1, ...; the regularized runs get ``dropout`` on the
+    non-recurrent connections, the others none. ``base`` is the experiment's config; each run's config
+    is checked with ``validate`` (the flag named after the method)."""
+    runs = []
+    for method, count in counts.items():  # METHODS' order
+        for seed in range(count):
+            cfg = dataclasses.replace(base, seed=seed, dropout=dropout if method == "regularized" else 0.0,
+                                      name=f"{what}-{method}")
+            validate(cfg, "--" + method)
+            runs.append((f"{method}-seed{seed}", method, cfg))
+    return runs
 
 
 # ---------------------------------------------------------------------------

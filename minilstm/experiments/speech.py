@@ -59,7 +59,7 @@ from .runner import validate_config
 # The paper's Table 2 (frame accuracy, %).
 PAPER = {"non-regularized": {"train_acc": 71.6, "valid_acc": 68.9},
          "regularized": {"train_acc": 69.4, "valid_acc": 70.5}}
-METHODS = ("non-regularized", "regularized")
+METHODS = runner.METHODS  # non-regularized first, then regularized
 SPLITS = ("train", "valid", "test")
 EVAL_BATCH = 100  # utterances scored together
 
@@ -241,14 +241,7 @@ def run_configs(seeds=3, quick=False, dropout=None, **overrides) -> list:
     p = DROPOUT if dropout is None else dropout
     if not 0.0 < p < 1.0:
         raise ValueError(f"--dropout (the regularized model's) must be above 0 and below 1, got {p}")
-    runs = []
-    for method in METHODS:
-        for seed in range(seeds):
-            cfg = dataclasses.replace(base, seed=seed, dropout=p if method == "regularized" else 0.0,
-                                      name=f"speech-{method}")
-            validate(cfg, "--" + method)
-            runs.append((f"{method}-seed{seed}", method, cfg))
-    return runs
+    return runner.method_runs(base, dict.fromkeys(METHODS, seeds), p, "speech", validate)
 
 
 def _run_one(name, job, in_worker, corpus=None):

@@ -61,7 +61,7 @@ from .runner import validate_config
 
 # The paper's Table 3 (WMT'14 En->Fr, 4x1000 LSTM, dropout 0.2 when regularized).
 PAPER = {"non-regularized": {"test_ppl": 5.8, "bleu": 25.9}, "regularized": {"test_ppl": 5.0, "bleu": 29.03}}
-METHODS = ("non-regularized", "regularized")
+METHODS = runner.METHODS  # non-regularized first, then regularized
 BEAM = 12  # the paper's beam
 DECODE_BATCH = 100  # sentences decoded together (x 12 hypotheses each)
 
@@ -229,14 +229,7 @@ def run_configs(seeds=3, quick=False, **overrides) -> list:
     runner.whole_number(seeds, "--seeds", 1, 100)
     base = dataclasses.replace(TranslateConfig(), **{**(QUICK if quick else FULL),
                                                      **{k: v for k, v in overrides.items() if v is not None}})
-    runs = []
-    for method in METHODS:
-        for seed in range(seeds):
-            cfg = dataclasses.replace(base, seed=seed, dropout=DROPOUT if method == "regularized" else 0.0,
-                                      name=f"translate-{method}")
-            validate(cfg, "--" + method)
-            runs.append((f"{method}-seed{seed}", method, cfg))
-    return runs
+    return runner.method_runs(base, dict.fromkeys(METHODS, seeds), DROPOUT, "translate", validate)
 
 
 def _run_one(name, job, in_worker, corpus=None):
